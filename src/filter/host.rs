@@ -1,0 +1,149 @@
+//! Raw proxy-wasm hostcalls with every status handled.
+//!
+//! The SDK's wrappers panic on a status they do not expect, and a panic kills the VM for every
+//! request on the worker, so the few calls the filter makes go through these instead. Statuses
+//! are read as plain integers: an unknown value from a host must not become an invalid enum.
+
+use std::ptr::null_mut;
+
+const STATUS_OK: u32 = 0;
+const REQUEST_HEADERS: u32 = 0;
+const REQUEST_BODY: u32 = 0;
+const PLUGIN_CONFIGURATION: u32 = 7;
+const COUNTER: u32 = 0;
+
+extern "C" {
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+}
+
+/// A hostcall that did not return `Ok`; the number is the host's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError(pub u32);
+
+/// Takes ownership of memory the host allocated through the SDK's `proxy_on_memory_allocate`.
+fn owned_bytes(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        return None;
+    }
+    // SAFETY: the host filled `data` with `size` bytes allocated by this module's allocator
+    // (the SDK's `proxy_on_memory_allocate`, a `Vec<u8>` with capacity `size`).
+    Some(unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+/// The first value of a request header, if present and UTF-8.
+pub fn request_header(name: &str) -> Option<String> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: pointers are valid for the duration of the call; see `owned_bytes`.
+    let status = unsafe {
+        proxy_get_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    let bytes = owned_bytes(data, size);
+    if status != STATUS_OK {
+        return None;
+    }
+    bytes.and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+/// Sets (replaces) a request header.
+pub fn set_request_header(name: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: pointers are valid for the duration of the call.
+    let status = unsafe {
+        proxy_replace_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    check(status)
+}
+
+/// Removes every value of a request header.
+pub fn remove_request_header(name: &str) -> Result<(), HostError> {
+    // SAFETY: pointers are valid for the duration of the call.
+    let status =
+        unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
+    check(status)
+}
+
+/// The buffered request body, up to `max_size` bytes.
+pub fn request_body(max_size: usize) -> Option<Vec<u8>> {
+    buffer(REQUEST_BODY, max_size)
+}
+
+/// The plugin configuration bytes (empty when none was given).
+pub fn plugin_configuration() -> Vec<u8> {
+    buffer(PLUGIN_CONFIGURATION, usize::MAX).unwrap_or_default()
+}
+
+fn buffer(buffer_type: u32, max_size: usize) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: pointers are valid for the duration of the call; see `owned_bytes`.
+    let status = unsafe { proxy_get_buffer_bytes(buffer_type, 0, max_size, &mut data, &mut size) };
+    let bytes = owned_bytes(data, size);
+    if status != STATUS_OK {
+        return None;
+    }
+    bytes.or_else(|| Some(Vec::new()))
+}
+
+/// Defines a counter; `None` when the host has no metrics (the filter then counts nothing).
+pub fn define_counter(name: &str) -> Option<u32> {
+    let mut id = 0;
+    // SAFETY: pointers are valid for the duration of the call.
+    let status = unsafe { proxy_define_metric(COUNTER, name.as_ptr(), name.len(), &mut id) };
+    (status == STATUS_OK).then_some(id)
+}
+
+/// Adds `by` to a counter. Failing to count never affects the request.
+pub fn increment(counter: Option<u32>, by: i64) {
+    if let (Some(id), true) = (counter, by != 0) {
+        // SAFETY: plain integers.
+        let _ = unsafe { proxy_increment_metric(id, by) };
+    }
+}
+
+fn check(status: u32) -> Result<(), HostError> {
+    if status == STATUS_OK {
+        Ok(())
+    } else {
+        Err(HostError(status))
+    }
+}

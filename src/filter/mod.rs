@@ -1,0 +1,55 @@
+//! The proxy-wasm host layer: configuration and counters in the root context, the request
+//! state machine in the HTTP context. It only moves bytes and headers; decisions live in the
+//! pure modules.
+
+mod host;
+mod http;
+mod metrics;
+
+use crate::config::Config;
+use metrics::Metrics;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{ContextType, LogLevel};
+use std::rc::Rc;
+
+/// Installs the root context factory; called once by `proxy_wasm::main!`.
+pub fn register() {
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}
+
+/// Holds the validated configuration and the counter ids, shared with every request.
+#[derive(Default)]
+struct Root {
+    config: Rc<Config>,
+    metrics: Rc<Metrics>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        match Config::parse(&host::plugin_configuration()) {
+            Ok(config) => {
+                self.config = Rc::new(config);
+                self.metrics = Rc::new(Metrics::define());
+                true
+            }
+            Err(error) => {
+                log::error!("mcp-trace-filter: {error}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(http::McpRequest::new(
+            Rc::clone(&self.config),
+            Rc::clone(&self.metrics),
+        )))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

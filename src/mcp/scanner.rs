@@ -1,0 +1,318 @@
+//! One-pass validating scan of a JSON-RPC body.
+//!
+//! Nesting is tracked on a heap stack, never by recursion, so a body nested 100 000 deep cannot
+//! overflow the wasm stack. Only objects on the path `message → params → _meta` are looked at;
+//! everything else is validated and skipped.
+
+use super::json::{self, StringToken};
+use super::{Message, Meta, MetaText, MetaValue, NotMcp, RequestId, ScannedBody};
+
+/// What an object or array is, as far as the filter cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Anything not on the `message → params → _meta` path.
+    Other,
+    /// The top-level array of a legacy batch.
+    Batch,
+    /// A JSON-RPC message object.
+    Message,
+    /// `message.params`.
+    Params,
+    /// `message.params._meta`.
+    Meta,
+}
+
+/// Which recorded field (if any) the value being read belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Ignored,
+    JsonRpc,
+    Method,
+    Id,
+    Params,
+    Name,
+    Uri,
+    Meta,
+    TraceParent,
+    TraceState,
+    Baggage,
+    /// A value that is a JSON-RPC message when it is an object: the top-level value or an
+    /// element of a batch.
+    Message,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    is_object: bool,
+    role: Role,
+}
+
+/// A scalar value just read, kept only as long as needed to record it.
+enum Scalar {
+    String(StringToken),
+    Number(usize, usize),
+    Null,
+    Other,
+}
+
+/// Scans `body`. `Err` means the body is not treated as MCP and must pass through untouched.
+pub fn scan(body: &[u8]) -> Result<ScannedBody, NotMcp> {
+    let text = std::str::from_utf8(body).map_err(|_| NotMcp::InvalidUtf8)?;
+    let start = json::skip_whitespace(body, 0);
+    let (top_level, batch) = match body.get(start) {
+        Some(b'{') => (Slot::Message, false),
+        Some(b'[') => (Slot::Ignored, true),
+        _ => (Slot::Ignored, false),
+    };
+    let is_container = matches!(body.get(start), Some(b'{' | b'['));
+    let mut scanner = Scanner {
+        text,
+        bytes: body,
+        stack: Vec::new(),
+        messages: Vec::new(),
+    };
+    let end = scanner.run(start, top_level).ok_or(NotMcp::InvalidJson)?;
+    if json::skip_whitespace(body, end) != body.len() {
+        return Err(NotMcp::InvalidJson);
+    }
+    if !is_container {
+        return Err(NotMcp::NotAMessage);
+    }
+    Ok(ScannedBody {
+        batch,
+        messages: scanner.messages,
+    })
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    stack: Vec<Frame>,
+    messages: Vec<Message>,
+}
+
+impl Scanner<'_> {
+    /// Reads one complete JSON value starting at `pos` (after whitespace); returns the position
+    /// after it. `slot` says what the top-level value means.
+    fn run(&mut self, mut pos: usize, mut slot: Slot) -> Option<usize> {
+        loop {
+            // Read a value (or open a container) at `pos`.
+            pos = json::skip_whitespace(self.bytes, pos);
+            let opened = match *self.bytes.get(pos)? {
+                b'{' => Some(self.open(true, slot)),
+                b'[' => Some(self.open(false, slot)),
+                _ => None,
+            };
+            let mut closed_value = true;
+            if let Some(role) = opened {
+                pos = json::skip_whitespace(self.bytes, pos + 1);
+                let is_object = self.stack.last()?.is_object;
+                let closer = if is_object { b'}' } else { b']' };
+                if self.bytes.get(pos) == Some(&closer) {
+                    self.stack.pop();
+                    pos += 1;
+                } else if is_object {
+                    (pos, slot) = self.key(pos, role)?;
+                    closed_value = false;
+                } else {
+                    slot = element_slot(role);
+                    closed_value = false;
+                }
+            } else {
+                let (end, scalar) = self.scalar(pos)?;
+                self.record(slot, scalar);
+                pos = end;
+            }
+            if !closed_value {
+                continue;
+            }
+            // After a complete value: close containers or move to the next member/element.
+            loop {
+                let Some(frame) = self.stack.last().copied() else {
+                    return Some(pos);
+                };
+                pos = json::skip_whitespace(self.bytes, pos);
+                let closer = if frame.is_object { b'}' } else { b']' };
+                match *self.bytes.get(pos)? {
+                    b',' if frame.is_object => {
+                        (pos, slot) = self.key(pos + 1, frame.role)?;
+                        break;
+                    }
+                    b',' => {
+                        pos += 1;
+                        slot = element_slot(frame.role);
+                        break;
+                    }
+                    b if b == closer => {
+                        self.stack.pop();
+                        pos += 1;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// Pushes a container for a value in `slot` and returns its role; resets the fields the
+    /// new container replaces (the last duplicate key wins).
+    fn open(&mut self, is_object: bool, slot: Slot) -> Role {
+        let role = match (is_object, slot) {
+            (true, Slot::Message) => {
+                self.messages.push(Message::default());
+                Role::Message
+            }
+            (false, Slot::Ignored) if self.stack.is_empty() => Role::Batch,
+            (true, Slot::Params) => {
+                self.record(slot, Scalar::Other);
+                Role::Params
+            }
+            (true, Slot::Meta) => {
+                if let Some(message) = self.messages.last_mut() {
+                    message.meta = Meta::default();
+                }
+                Role::Meta
+            }
+            _ => {
+                self.record(slot, Scalar::Other);
+                Role::Other
+            }
+        };
+        self.stack.push(Frame { is_object, role });
+        role
+    }
+
+    /// Reads `"key" :` at `pos` (after optional whitespace) inside an object of `role`; returns
+    /// the position of the value and the slot it fills.
+    fn key(&self, pos: usize, role: Role) -> Option<(usize, Slot)> {
+        let pos = json::skip_whitespace(self.bytes, pos);
+        if self.bytes.get(pos) != Some(&b'"') {
+            return None;
+        }
+        let token = json::string(self.bytes, pos)?;
+        let slot = if role == Role::Other {
+            Slot::Ignored
+        } else {
+            self.slot_for_key(role, token)
+        };
+        let colon = json::skip_whitespace(self.bytes, token.end + 1);
+        if self.bytes.get(colon) != Some(&b':') {
+            return None;
+        }
+        Some((colon + 1, slot))
+    }
+
+    fn slot_for_key(&self, role: Role, token: StringToken) -> Slot {
+        let decoded;
+        let key: &str = if token.escaped {
+            match json::decode(self.text, token) {
+                Some(text) => {
+                    decoded = text;
+                    &decoded
+                }
+                None => return Slot::Ignored,
+            }
+        } else {
+            self.text.get(token.start..token.end).unwrap_or_default()
+        };
+        match (role, key) {
+            (Role::Message, "jsonrpc") => Slot::JsonRpc,
+            (Role::Message, "method") => Slot::Method,
+            (Role::Message, "id") => Slot::Id,
+            (Role::Message, "params") => Slot::Params,
+            (Role::Params, "name") => Slot::Name,
+            (Role::Params, "uri") => Slot::Uri,
+            (Role::Params, "_meta") => Slot::Meta,
+            (Role::Meta, "traceparent") => Slot::TraceParent,
+            (Role::Meta, "tracestate") => Slot::TraceState,
+            (Role::Meta, "baggage") => Slot::Baggage,
+            _ => Slot::Ignored,
+        }
+    }
+
+    /// Reads a string, number or literal at `pos`.
+    fn scalar(&self, pos: usize) -> Option<(usize, Scalar)> {
+        match *self.bytes.get(pos)? {
+            b'"' => {
+                let token = json::string(self.bytes, pos)?;
+                Some((token.end + 1, Scalar::String(token)))
+            }
+            b't' => Some((json::literal(self.bytes, pos, b"true")?, Scalar::Other)),
+            b'f' => Some((json::literal(self.bytes, pos, b"false")?, Scalar::Other)),
+            b'n' => Some((json::literal(self.bytes, pos, b"null")?, Scalar::Null)),
+            _ => {
+                let end = json::number(self.bytes, pos)?;
+                Some((end, Scalar::Number(pos, end)))
+            }
+        }
+    }
+
+    /// Stores a value read for `slot` in the current message. Containers arrive as
+    /// `Scalar::Other`, which clears the field (a later duplicate replaces an earlier one).
+    fn record(&mut self, slot: Slot, value: Scalar) {
+        if matches!(slot, Slot::Ignored | Slot::Message) {
+            return;
+        }
+        let text = self.text;
+        let decode = |value: &Scalar| match value {
+            Scalar::String(token) => json::decode(text, *token),
+            _ => None,
+        };
+        let Some(message) = self.messages.last_mut() else {
+            return;
+        };
+        match slot {
+            Slot::JsonRpc => message.jsonrpc = decode(&value),
+            Slot::Method => message.method = decode(&value),
+            Slot::Name => message.name = decode(&value),
+            Slot::Uri => message.uri = decode(&value),
+            Slot::Id => {
+                message.id = match value {
+                    Scalar::String(token) => json::decode(text, token).map(RequestId::String),
+                    Scalar::Number(start, end) => text
+                        .get(start..end)
+                        .map(|number| RequestId::Number(number.to_owned())),
+                    Scalar::Null => Some(RequestId::Null),
+                    Scalar::Other => None,
+                }
+            }
+            Slot::Params => {
+                message.name = None;
+                message.uri = None;
+                message.meta = Meta::default();
+            }
+            Slot::Meta => {
+                message.meta = Meta {
+                    not_an_object: true,
+                    ..Meta::default()
+                }
+            }
+            Slot::TraceParent => message.meta.traceparent = Some(meta_value(text, &value)),
+            Slot::TraceState => message.meta.tracestate = Some(meta_value(text, &value)),
+            Slot::Baggage => message.meta.baggage = Some(meta_value(text, &value)),
+            Slot::Ignored | Slot::Message => {}
+        }
+    }
+}
+
+fn meta_value(text: &str, value: &Scalar) -> MetaValue {
+    let Scalar::String(token) = value else {
+        return MetaValue::Unusable;
+    };
+    match json::decode(text, *token) {
+        Some(decoded) => MetaValue::Text(MetaText {
+            value: decoded,
+            raw: token.start..token.end,
+            escaped: token.escaped,
+        }),
+        None => MetaValue::Unusable,
+    }
+}
+
+/// The slot of an array element: batch elements are messages, anything else is ignored.
+fn element_slot(role: Role) -> Slot {
+    if role == Role::Batch {
+        Slot::Message
+    } else {
+        Slot::Ignored
+    }
+}
