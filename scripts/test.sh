@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's whole test run: format, lints (native and wasm), unit and property tests,
+# the wasm build with its size budget, and the end-to-end suite against a real Envoy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (native, all targets)"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "clippy (wasm32-wasip1)"
+cargo clippy --target wasm32-wasip1 --lib --locked -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "build"
+bash scripts/build.sh
+wasm=target/wasm32-wasip1/release/mcp_trace_filter.wasm
+budget=$((250 * 1024))
+size=$(stat -c %s "$wasm")
+if [ "$size" -gt "$budget" ]; then
+  echo "wasm size $size bytes is over the budget of $budget bytes" >&2
+  exit 1
+fi
+
+step "end-to-end (real Envoy, real MCP SDK)"
+.venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
