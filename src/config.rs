@@ -36,12 +36,28 @@ pub enum BaggageMode {
     Drop,
 }
 
+/// Where in the proxy the filter runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// A downstream HTTP filter: lifts `_meta` into headers and publishes span metadata.
+    #[default]
+    Gateway,
+    /// An upstream (cluster) HTTP filter after the router injected the proxy span's context:
+    /// rewrites the body's `_meta.traceparent` to the `traceparent` header so the MCP server,
+    /// which prefers `_meta`, continues the proxy's span.
+    Upstream,
+}
+
 /// The validated configuration. `Config::default()` is what `{}` means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub precedence: Precedence,
     pub baggage: BaggageMode,
     pub max_body_bytes: usize,
+    /// Also publish the span name and attributes as request headers (`x-mcp-*` and
+    /// `x-envoy-decorator-operation`), for a second listener or a backend to read.
+    pub span_headers: bool,
+    pub role: Role,
 }
 
 impl Default for Config {
@@ -50,6 +66,8 @@ impl Default for Config {
             precedence: Precedence::default(),
             baggage: BaggageMode::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            span_headers: false,
+            role: Role::default(),
         }
     }
 }
@@ -103,11 +121,14 @@ impl Config {
                 "precedence" => config.precedence = parse_precedence(key, value)?,
                 "baggage" => config.baggage = parse_baggage_mode(key, value)?,
                 "max_body_bytes" => config.max_body_bytes = parse_body_limit(key, value)?,
+                "span_headers" => config.span_headers = expect_bool(key, value)?,
+                "role" => config.role = parse_role(key, value)?,
                 host_key if host_key.starts_with('_') => {}
                 unknown => {
                     return Err(error(
                         unknown,
-                        "unknown key (expected one of: precedence, baggage, max_body_bytes)",
+                        "unknown key (expected one of: precedence, baggage, max_body_bytes, \
+                         span_headers, role)",
                     ))
                 }
             }
@@ -120,6 +141,26 @@ fn expect_str<'v>(key: &str, value: &'v Value) -> Result<&'v str, ConfigError> {
     value
         .as_str()
         .ok_or_else(|| error(key, format!("must be a string, got {}", type_name(value))))
+}
+
+fn expect_bool(key: &str, value: &Value) -> Result<bool, ConfigError> {
+    value.as_bool().ok_or_else(|| {
+        error(
+            key,
+            format!("must be true or false, got {}", type_name(value)),
+        )
+    })
+}
+
+fn parse_role(key: &str, value: &Value) -> Result<Role, ConfigError> {
+    match expect_str(key, value)? {
+        "gateway" => Ok(Role::Gateway),
+        "upstream" => Ok(Role::Upstream),
+        other => Err(error(
+            key,
+            format!("must be \"gateway\" or \"upstream\", got {other:?}"),
+        )),
+    }
 }
 
 fn parse_precedence(key: &str, value: &Value) -> Result<Precedence, ConfigError> {
@@ -198,13 +239,18 @@ mod tests {
 
     #[test]
     fn every_key_parses() {
-        let config = parse(r#"{"precedence":"header","baggage":"merge","max_body_bytes":4096}"#);
+        let config = parse(
+            r#"{"precedence":"header","baggage":"merge","max_body_bytes":4096,
+                "span_headers":true,"role":"upstream"}"#,
+        );
         assert_eq!(
             config,
             Ok(Config {
                 precedence: Precedence::Header,
                 baggage: BaggageMode::Merge,
                 max_body_bytes: 4096,
+                span_headers: true,
+                role: Role::Upstream,
             })
         );
         for (text, mode) in [
@@ -230,6 +276,8 @@ mod tests {
             (r#"{"max_body_bytes":1.5}"#, "max_body_bytes"),
             (r#"{"max_body_bytes":1e12}"#, "max_body_bytes"),
             (r#"{"precedance":"meta"}"#, "precedance"),
+            (r#"{"span_headers":"yes"}"#, "span_headers"),
+            (r#"{"role":"edge"}"#, "role"),
         ];
         for (text, key) in cases {
             let err = parse(text).err();

@@ -4,10 +4,13 @@
 //! The pure core (`config`, `mcp`, `trace_context`, `plan`) never touches `proxy_wasm` and is
 //! tested natively; `filter` is the thin host layer that only moves bytes and headers.
 
+pub mod body_sync;
 pub mod config;
 pub mod gate;
 pub mod mcp;
 pub mod plan;
+pub mod response;
+pub mod semconv;
 pub mod trace_context;
 
 #[cfg(target_arch = "wasm32")]

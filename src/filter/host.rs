@@ -8,7 +8,9 @@ use std::ptr::null_mut;
 
 const STATUS_OK: u32 = 0;
 const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
 const REQUEST_BODY: u32 = 0;
+const RESPONSE_BODY: u32 = 1;
 const PLUGIN_CONFIGURATION: u32 = 7;
 const COUNTER: u32 = 0;
 
@@ -35,6 +37,19 @@ extern "C" {
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
     ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
         name_data: *const u8,
@@ -60,17 +75,20 @@ fn owned_bytes(data: *mut u8, size: usize) -> Option<Vec<u8>> {
 
 /// The first value of a request header, if present and UTF-8.
 pub fn request_header(name: &str) -> Option<String> {
+    header(REQUEST_HEADERS, name)
+}
+
+/// The first value of a response header, if present and UTF-8.
+pub fn response_header(name: &str) -> Option<String> {
+    header(RESPONSE_HEADERS, name)
+}
+
+fn header(map_type: u32, name: &str) -> Option<String> {
     let mut data = null_mut();
     let mut size = 0;
     // SAFETY: pointers are valid for the duration of the call; see `owned_bytes`.
     let status = unsafe {
-        proxy_get_header_map_value(
-            REQUEST_HEADERS,
-            name.as_ptr(),
-            name.len(),
-            &mut data,
-            &mut size,
-        )
+        proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size)
     };
     let bytes = owned_bytes(data, size);
     if status != STATUS_OK {
@@ -105,6 +123,29 @@ pub fn remove_request_header(name: &str) -> Result<(), HostError> {
 /// The buffered request body, up to `max_size` bytes.
 pub fn request_body(max_size: usize) -> Option<Vec<u8>> {
     buffer(REQUEST_BODY, max_size)
+}
+
+/// The current response body chunk (or what is buffered), up to `max_size` bytes.
+pub fn response_body(max_size: usize) -> Option<Vec<u8>> {
+    buffer(RESPONSE_BODY, max_size)
+}
+
+/// Replaces the whole buffered request body. Envoy accepts only prepend, append and
+/// replace-all writes, so the write always covers the entire current body.
+pub fn replace_request_body(current_size: usize, body: &[u8]) -> Result<(), HostError> {
+    // SAFETY: pointers are valid for the duration of the call.
+    let status =
+        unsafe { proxy_set_buffer_bytes(REQUEST_BODY, 0, current_size, body.as_ptr(), body.len()) };
+    check(status)
+}
+
+/// Sets a property of the stream; in Envoy a single-segment `key` becomes the filter state
+/// `wasm.<key>`, readable by the tracer as `%FILTER_STATE(wasm.<key>:PLAIN)%`.
+pub fn set_property(key: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: pointers are valid for the duration of the call.
+    let status =
+        unsafe { proxy_set_property(key.as_ptr(), key.len(), value.as_ptr(), value.len()) };
+    check(status)
 }
 
 /// The plugin configuration bytes (empty when none was given).

@@ -14,6 +14,7 @@ pub struct Metrics {
     invalid_values: Option<u32>,
     not_mcp: Option<u32>,
     oversize: Option<u32>,
+    body_synced: Option<u32>,
 }
 
 impl Metrics {
@@ -27,6 +28,7 @@ impl Metrics {
             invalid_values: counter("invalid_values"),
             not_mcp: counter("not_mcp"),
             oversize: counter("oversize"),
+            body_synced: counter("body_synced"),
         }
     }
 
@@ -47,5 +49,9 @@ impl Metrics {
 
     pub fn count_oversize(&self) {
         host::increment(self.oversize, 1);
+    }
+
+    pub fn count_body_synced(&self) {
+        host::increment(self.body_synced, 1);
     }
 }

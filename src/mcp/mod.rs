@@ -1,8 +1,8 @@
 //! What the filter needs to know about an MCP JSON-RPC request body, found in one pass.
 //!
 //! [`scan`] validates that the body is exactly one JSON value and, on the way, records the few
-//! fields the filter uses: `jsonrpc`, `method`, `id`, `params.name`, `params.uri` and the trace
-//! values in `params._meta`. Nothing else is decoded or stored, so large `arguments` cost only
+//! fields the filter uses: `jsonrpc`, `method`, `id`, `params.name`, `params.uri`, the trace
+//! values in `params._meta`, and on responses `error.code` and `result.isError`. Nothing else is decoded or stored, so large `arguments` cost only
 //! a validating skim and no allocation.
 
 mod json;
@@ -55,6 +55,24 @@ pub struct Message {
     pub uri: Option<String>,
     /// `params._meta`.
     pub meta: Meta,
+    /// `error`, on a response.
+    pub error: Option<ResponseError>,
+    /// `result`, on a response.
+    pub result: Option<ResponseResult>,
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseError {
+    /// `code` exactly as written, when it is a number.
+    pub code: Option<String>,
+}
+
+/// A JSON-RPC result object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseResult {
+    /// `isError: true` (an MCP `CallToolResult` that reports a tool failure).
+    pub is_error: bool,
 }
 
 /// The trace values of `params._meta`.

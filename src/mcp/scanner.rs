@@ -5,7 +5,10 @@
 //! everything else is validated and skipped.
 
 use super::json::{self, StringToken};
-use super::{Message, Meta, MetaText, MetaValue, NotMcp, RequestId, ScannedBody};
+use super::{
+    Message, Meta, MetaText, MetaValue, NotMcp, RequestId, ResponseError, ResponseResult,
+    ScannedBody,
+};
 
 /// What an object or array is, as far as the filter cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +23,10 @@ enum Role {
     Params,
     /// `message.params._meta`.
     Meta,
+    /// `message.error` (responses).
+    Error,
+    /// `message.result` (responses).
+    Result,
 }
 
 /// Which recorded field (if any) the value being read belongs to.
@@ -36,6 +43,10 @@ enum Slot {
     TraceParent,
     TraceState,
     Baggage,
+    Error,
+    ErrorCode,
+    Result,
+    IsError,
     /// A value that is a JSON-RPC message when it is an object: the top-level value or an
     /// element of a batch.
     Message,
@@ -52,6 +63,7 @@ enum Scalar {
     String(StringToken),
     Number(usize, usize),
     Null,
+    True,
     Other,
 }
 
@@ -172,6 +184,14 @@ impl Scanner<'_> {
                 }
                 Role::Meta
             }
+            (true, Slot::Error) => {
+                self.record(slot, Scalar::Other);
+                Role::Error
+            }
+            (true, Slot::Result) => {
+                self.record(slot, Scalar::Other);
+                Role::Result
+            }
             _ => {
                 self.record(slot, Scalar::Other);
                 Role::Other
@@ -219,6 +239,10 @@ impl Scanner<'_> {
             (Role::Message, "method") => Slot::Method,
             (Role::Message, "id") => Slot::Id,
             (Role::Message, "params") => Slot::Params,
+            (Role::Message, "error") => Slot::Error,
+            (Role::Message, "result") => Slot::Result,
+            (Role::Error, "code") => Slot::ErrorCode,
+            (Role::Result, "isError") => Slot::IsError,
             (Role::Params, "name") => Slot::Name,
             (Role::Params, "uri") => Slot::Uri,
             (Role::Params, "_meta") => Slot::Meta,
@@ -236,7 +260,7 @@ impl Scanner<'_> {
                 let token = json::string(self.bytes, pos)?;
                 Some((token.end + 1, Scalar::String(token)))
             }
-            b't' => Some((json::literal(self.bytes, pos, b"true")?, Scalar::Other)),
+            b't' => Some((json::literal(self.bytes, pos, b"true")?, Scalar::True)),
             b'f' => Some((json::literal(self.bytes, pos, b"false")?, Scalar::Other)),
             b'n' => Some((json::literal(self.bytes, pos, b"null")?, Scalar::Null)),
             _ => {
@@ -272,7 +296,7 @@ impl Scanner<'_> {
                         .get(start..end)
                         .map(|number| RequestId::Number(number.to_owned())),
                     Scalar::Null => Some(RequestId::Null),
-                    Scalar::Other => None,
+                    Scalar::True | Scalar::Other => None,
                 }
             }
             Slot::Params => {
@@ -289,6 +313,22 @@ impl Scanner<'_> {
             Slot::TraceParent => message.meta.traceparent = Some(meta_value(text, &value)),
             Slot::TraceState => message.meta.tracestate = Some(meta_value(text, &value)),
             Slot::Baggage => message.meta.baggage = Some(meta_value(text, &value)),
+            Slot::Error => {
+                message.error = Some(ResponseError::default());
+            }
+            Slot::ErrorCode => {
+                if let (Some(error), Scalar::Number(start, end)) = (&mut message.error, value) {
+                    error.code = text.get(start..end).map(str::to_owned);
+                }
+            }
+            Slot::Result => {
+                message.result = Some(ResponseResult::default());
+            }
+            Slot::IsError => {
+                if let Some(result) = &mut message.result {
+                    result.is_error = matches!(value, Scalar::True);
+                }
+            }
             Slot::Ignored | Slot::Message => {}
         }
     }

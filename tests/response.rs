@@ -1,0 +1,153 @@
+//! Response watching: JSON-RPC errors and tool errors in JSON and event-stream responses,
+//! whatever the chunking.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use mcp_trace_filter::mcp::RequestId;
+use mcp_trace_filter::response::{ResponseOutcome, ResponseWatcher};
+use proptest::prelude::*;
+
+const LIMIT: usize = 1 << 20;
+
+fn id(n: &str) -> Option<RequestId> {
+    Some(RequestId::Number(n.to_string()))
+}
+
+fn watch(content_type: &str, chunks: &[&[u8]]) -> Option<ResponseOutcome> {
+    let mut watcher = ResponseWatcher::new(Some(content_type), id("7"), LIMIT)?;
+    let last = chunks.len().saturating_sub(1);
+    let mut found = None;
+    for (i, chunk) in chunks.iter().enumerate() {
+        if let Some(outcome) = watcher.feed(chunk, i == last) {
+            assert!(found.is_none(), "outcome reported twice");
+            found = Some(outcome);
+        }
+    }
+    found
+}
+
+fn error(code: &str) -> Option<ResponseOutcome> {
+    Some(ResponseOutcome {
+        error_type: Some(code.to_string()),
+        status_code: Some(code.to_string()),
+    })
+}
+
+fn tool_error() -> Option<ResponseOutcome> {
+    Some(ResponseOutcome {
+        error_type: Some("tool_error".to_string()),
+        status_code: None,
+    })
+}
+
+fn success() -> Option<ResponseOutcome> {
+    Some(ResponseOutcome {
+        error_type: None,
+        status_code: None,
+    })
+}
+
+const ERROR_BODY: &[u8] =
+    br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"Unknown tool: nope"}}"#;
+const TOOL_ERROR_BODY: &[u8] =
+    br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"boom"}],"isError":true}}"#;
+const SUCCESS_BODY: &[u8] = br#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":false}}"#;
+
+#[test]
+fn json_responses() {
+    assert_eq!(watch("application/json", &[ERROR_BODY]), error("-32602"));
+    assert_eq!(
+        watch("application/json; charset=utf-8", &[TOOL_ERROR_BODY]),
+        tool_error()
+    );
+    assert_eq!(watch("Application/JSON", &[SUCCESS_BODY]), success());
+    let (a, b) = ERROR_BODY.split_at(20);
+    assert_eq!(watch("application/json", &[a, b, b""]), error("-32602"));
+}
+
+#[test]
+fn responses_to_other_ids_or_malformed_bodies_say_nothing() {
+    let other = br#"{"jsonrpc":"2.0","id":8,"error":{"code":1,"message":"x"}}"#;
+    assert_eq!(watch("application/json", &[other]), None);
+    assert_eq!(watch("application/json", &[b"{\"id\":7,"]), None);
+    let string_id = br#"{"jsonrpc":"2.0","id":"7","error":{"code":1}}"#;
+    assert_eq!(watch("application/json", &[string_id]), None);
+}
+
+#[test]
+fn nothing_to_watch() {
+    assert!(ResponseWatcher::new(Some("text/plain"), id("1"), LIMIT).is_none());
+    assert!(ResponseWatcher::new(None, id("1"), LIMIT).is_none());
+    assert!(ResponseWatcher::new(Some("application/json"), None, LIMIT).is_none());
+}
+
+fn sse(events: &[&[u8]], newline: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for event in events {
+        out.extend_from_slice(b"event: message");
+        out.extend_from_slice(newline.as_bytes());
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(event);
+        out.extend_from_slice(newline.as_bytes());
+        out.extend_from_slice(newline.as_bytes());
+    }
+    out
+}
+
+#[test]
+fn event_streams_find_the_response_among_other_events() {
+    let progress =
+        br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#;
+    let server_request =
+        br#"{"jsonrpc":"2.0","id":7,"method":"sampling/createMessage","params":{}}"#;
+    for newline in ["\n", "\r\n", "\r"] {
+        let stream = sse(&[progress, server_request, ERROR_BODY], newline);
+        assert_eq!(
+            watch("text/event-stream", &[&stream]),
+            error("-32602"),
+            "{newline:?}"
+        );
+        let stream = sse(&[TOOL_ERROR_BODY], newline);
+        assert_eq!(watch("text/event-stream", &[&stream]), tool_error());
+    }
+}
+
+#[test]
+fn multi_line_data_and_a_missing_final_blank_line() {
+    let stream = b"data: {\"jsonrpc\":\"2.0\",\ndata: \"id\":7,\"error\":{\"code\":-32000}}";
+    assert_eq!(watch("text/event-stream", &[stream]), error("-32000"));
+    let no_space = b"id: 1\ndata:{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n";
+    assert_eq!(watch("text/event-stream", &[no_space]), success());
+}
+
+#[test]
+fn an_event_over_the_limit_is_skipped_but_later_ones_are_read() {
+    let mut watcher = ResponseWatcher::new(Some("text/event-stream"), id("7"), 64).unwrap();
+    let big = format!("data: {}\n\n", "x".repeat(200));
+    assert_eq!(watcher.feed(big.as_bytes(), false), None);
+    let stream = sse(&[ERROR_BODY], "\n");
+    let mut watcher_big_limit =
+        ResponseWatcher::new(Some("text/event-stream"), id("7"), 4096).unwrap();
+    assert_eq!(watcher_big_limit.feed(big.as_bytes(), false), None);
+    assert_eq!(watcher_big_limit.feed(&stream, true), error("-32602"));
+    let mut json = ResponseWatcher::new(Some("application/json"), id("7"), 16).unwrap();
+    assert_eq!(json.feed(ERROR_BODY, true), None);
+}
+
+proptest! {
+    /// Splitting an event stream anywhere (including between CR and LF) changes nothing.
+    #[test]
+    fn chunking_does_not_matter(cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6), crlf in any::<bool>()) {
+        let progress: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#;
+        let stream = sse(&[progress, TOOL_ERROR_BODY, ERROR_BODY], if crlf { "\r\n" } else { "\n" });
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len())).collect();
+        points.sort_unstable();
+        let mut chunks: Vec<&[u8]> = Vec::new();
+        let mut start = 0;
+        for point in points {
+            chunks.push(&stream[start..point]);
+            start = point;
+        }
+        chunks.push(&stream[start..]);
+        prop_assert_eq!(watch("text/event-stream", &chunks), tool_error());
+    }
+}
