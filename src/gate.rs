@@ -19,6 +19,20 @@ pub fn declared_oversize(content_length: Option<&str>, limit: usize) -> bool {
         .is_some_and(|length| length > limit as u64)
 }
 
+/// The most body bytes to hold for a request. With a declared `Content-Length` the body's size
+/// is known up front, so the whole `max_body_bytes` can be used. Without one (chunked, or
+/// HTTP/2 without the header) the filter only learns the size chunk by chunk, and the host
+/// rejects the request (Envoy: 413) if the chunk that crosses the limit overflows its own
+/// buffer; half the limit is kept free for that chunk, which with Envoy's default 1 MiB buffer
+/// leaves 512 KiB of headroom.
+pub fn hold_limit(max_body_bytes: usize, length_declared: bool) -> usize {
+    if length_declared {
+        max_body_bytes
+    } else {
+        max_body_bytes / 2
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +58,12 @@ mod tests {
         ] {
             assert!(!is_json_post(Some("POST"), Some(other)), "{other}");
         }
+    }
+
+    #[test]
+    fn undeclared_lengths_keep_headroom() {
+        assert_eq!(hold_limit(1 << 20, true), 1 << 20);
+        assert_eq!(hold_limit(1 << 20, false), 1 << 19);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct McpRequest {
     config: Rc<Config>,
     metrics: Rc<Metrics>,
     state: State,
+    /// Most body bytes to hold for this request (see `gate::hold_limit`).
+    hold_limit: usize,
     /// The id of the scanned request, until the response starts.
     request_id: Option<RequestId>,
     watcher: Option<ResponseWatcher>,
@@ -38,6 +40,7 @@ impl McpRequest {
             config,
             metrics,
             state: State::PassThrough,
+            hold_limit: 0,
             request_id: None,
             watcher: None,
         }
@@ -195,6 +198,7 @@ impl HttpContext for McpRequest {
             self.metrics.count_oversize();
             return Action::Continue;
         }
+        self.hold_limit = gate::hold_limit(self.config.max_body_bytes, content_length.is_some());
         self.state = State::Buffering;
         Action::Pause
     }
@@ -203,7 +207,7 @@ impl HttpContext for McpRequest {
         if self.state != State::Buffering {
             return Action::Continue;
         }
-        if body_size > self.config.max_body_bytes {
+        if body_size > self.hold_limit {
             self.state = State::PassThrough;
             self.metrics.count_oversize();
             return Action::Continue;
@@ -217,7 +221,7 @@ impl HttpContext for McpRequest {
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         if self.state == State::Buffering {
-            self.process(self.config.max_body_bytes);
+            self.process(self.hold_limit);
         }
         Action::Continue
     }

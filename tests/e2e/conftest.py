@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from e2e_lib.envoy import REPO_ROOT, WASM_PATH, EnvoyProcess, ListenerSpec, launch_envoy  # noqa: E402
 from e2e_lib.gateway import Gateway  # noqa: E402
-from e2e_lib.listeners import LISTENERS, MCP_LISTENERS  # noqa: E402
+from e2e_lib.listeners import DEFAULT_BUFFER_LISTENERS, LISTENERS, MCP_LISTENERS  # noqa: E402
 from e2e_lib.ports import free_port  # noqa: E402
 from e2e_lib.recording_upstream import RecordingUpstream  # noqa: E402
 
@@ -50,6 +50,7 @@ def envoy(
 ) -> Iterator[EnvoyProcess]:
     specs = [ListenerSpec(name, cfg) for name, cfg in LISTENERS.items()]
     specs += [ListenerSpec(name, cfg, cluster="mcp_peer") for name, cfg in MCP_LISTENERS.items()]
+    specs += [ListenerSpec(name, cfg, buffer_limit=None) for name, cfg in DEFAULT_BUFFER_LISTENERS.items()]
     workdir = tmp_path_factory.mktemp("envoy")
     env = launch_envoy(specs, {"recorder": upstream.port, "mcp_peer": mcp_peer_port}, workdir)
     _SESSION_ENVOYS.append(env)

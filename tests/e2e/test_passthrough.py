@@ -132,3 +132,25 @@ def test_oversize_chunked_over_default_limit(gw: Gateway) -> None:
     chunks = [body[i:i + step] for i in range(0, len(body), step)]
     ex = gw.send("default", body, chunks=chunks, chunk_delay=0.01, counts={"oversize": 1})
     assert ex.trace_headers() == NO_CTX
+
+
+def test_envoy_default_buffer_limit_never_gives_413(gw: Gateway) -> None:
+    """With Envoy's default 1 MiB buffer limit and `{}`: bodies of 2 and 8 MiB sent without a
+    content-length pass byte-identical (no 413), and a 1 MiB body with one is still lifted."""
+    for size in (2 * 1048576, 8 * 1048576):
+        body = padded_to(size)
+        step = 256 * 1024
+        chunks = [body[i:i + step] for i in range(0, len(body), step)]
+        ex = gw.send("envoy_default_buffer", body, chunks=chunks, chunk_delay=0.005, counts={"oversize": 1})
+        assert ex.trace_headers() == NO_CTX
+    ex = gw.send("envoy_default_buffer", padded_to(1048576), counts={"lifted": 1})
+    assert ex.traceparent == TP_META
+
+
+def test_chunked_body_within_half_the_limit_is_lifted(gw: Gateway) -> None:
+    """Without a content-length the filter holds at most half of max_body_bytes (headroom for the
+    chunk that crosses it); a chunked body under that is lifted."""
+    body = padded_to(400 * 1024)
+    chunks = [body[i:i + 64 * 1024] for i in range(0, len(body), 64 * 1024)]
+    ex = gw.send("envoy_default_buffer", body, chunks=chunks, chunk_delay=0.005, counts={"lifted": 1})
+    assert ex.traceparent == TP_META

@@ -35,6 +35,8 @@ class ListenerSpec:
     plugin_config: dict[str, Any] | str | None
     cluster: str = "recorder"
     port: int = 0
+    # None keeps Envoy's default per-connection buffer limit (1 MiB).
+    buffer_limit: int | None = BUFFER_LIMIT
 
 
 def wasm_filter(plugin_config: dict[str, Any] | str) -> dict[str, Any]:
@@ -68,10 +70,9 @@ def _listener(spec: ListenerSpec) -> dict[str, Any]:
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
         }
     )
-    return {
+    listener = {
         "name": f"listener_{spec.name}",
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": spec.port}},
-        "per_connection_buffer_limit_bytes": BUFFER_LIMIT,
         "filter_chains": [
             {
                 "filters": [
@@ -107,6 +108,9 @@ def _listener(spec: ListenerSpec) -> dict[str, Any]:
             }
         ],
     }
+    if spec.buffer_limit is not None:
+        listener["per_connection_buffer_limit_bytes"] = spec.buffer_limit
+    return listener
 
 
 def _cluster(name: str, port: int) -> dict[str, Any]:

@@ -27,3 +27,7 @@ LISTENERS: dict[str, dict[str, Any] | None] = {
 
 # Routed to the `mcp_peer` cluster (a real MCP SDK server started by test_mcp_sdk.py).
 MCP_LISTENERS: dict[str, dict[str, Any] | None] = {"mcp": {}, "mcp_plain": None}
+
+# Routed to the recording upstream, with Envoy's default 1 MiB per-connection buffer limit (the
+# other listeners raise it): proves that defaults never turn an oversize body into a 413.
+DEFAULT_BUFFER_LISTENERS: dict[str, dict[str, Any] | None] = {"envoy_default_buffer": {}}
