@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The demo, end to end on this machine (127.0.0.1 only, no Docker):
-#   MCP SDK client (OpenTelemetry on, context only in params._meta)
-#     -> Envoy 127.0.0.1:10000 with mcp-trace-filter (envoy/envoy.yaml)
-#     -> MCP SDK server 127.0.0.1:8000 (prints the trace headers it received)
+# The demo, end to end on this machine (127.0.0.1 only, no Docker), with distributed tracing:
+#   MCP SDK client, service "agent" (OpenTelemetry on, context only in params._meta)
+#     -> Envoy 127.0.0.1:10000 with mcp-trace-filter (envoy/traced.yaml: lift, traced stage, upstream sync)
+#     -> MCP SDK server 127.0.0.1:8000, service "weather-mcp-server" (prints the trace headers it received)
+#   all three export OTLP/HTTP to a small receiver on 127.0.0.1:4318 (demo/otlp_receiver.py),
+#   and the demo prints the resulting trace as a tree: agent -> mcp-gateway -> weather-mcp-server.
 # Installs and builds first (idempotent), stops everything it started on exit.
+# Exit status non-zero if the call fails or the trace is not client -> gateway -> server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +16,7 @@ bash scripts/build.sh
 run=.run/demo
 mkdir -p "$run"
 pids=()
+otlp=http://127.0.0.1:4318/v1/traces
 
 cleanup() {
   local pid
@@ -27,7 +31,7 @@ trap cleanup EXIT
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for port in 10000 8000 9901; do
+for port in 10000 8000 9901 4318; do
   if listening "$port"; then
     echo "demo: 127.0.0.1:$port is already in use; stop whatever listens there and retry." >&2
     exit 1
@@ -51,19 +55,35 @@ wait_port() {
   exit 1
 }
 
-echo "== starting the MCP server (127.0.0.1:8000)"
-.venv/bin/python demo/server.py > "$run/server.log" 2>&1 &
+echo "== starting the OTLP/HTTP receiver (127.0.0.1:4318, spans -> $run/spans.jsonl)"
+: > "$run/spans.jsonl"
+.venv/bin/python demo/otlp_receiver.py --port 4318 --out "$run/spans.jsonl" > "$run/otlp.log" 2>&1 &
+pids+=("$!")
+wait_port 4318 "$!" "OTLP receiver" "$run/otlp.log"
+
+echo "== starting the MCP server (127.0.0.1:8000, service weather-mcp-server)"
+.venv/bin/python demo/server.py --otlp-endpoint "$otlp" --service-name weather-mcp-server > "$run/server.log" 2>&1 &
 pids+=("$!")
 wait_port 8000 "$!" "MCP server" "$run/server.log"
 
-echo "== starting Envoy with the filter (listener 127.0.0.1:10000, admin 127.0.0.1:9901)"
-.venv/bin/envoy -c envoy/envoy.yaml --disable-hot-restart --log-level warning > "$run/envoy.log" 2>&1 &
+# envoy/traced.yaml as shipped, plus a runtime layer so Envoy exports spans every 200 ms (default 5 s).
+# Envoy runs from the repository root, so the config's relative wasm path stays valid.
+grep -q '^layered_runtime:' envoy/traced.yaml && { echo "demo: envoy/traced.yaml already has a layered_runtime" >&2; exit 1; }
+{
+  cat envoy/traced.yaml
+  printf '\nlayered_runtime:\n  layers:\n  - name: demo_static\n    static_layer:\n      tracing.opentelemetry.flush_interval_ms: 200\n'
+} > "$run/traced.yaml"
+
+echo "== starting Envoy with the filter (envoy/traced.yaml; listener 127.0.0.1:10000, admin 127.0.0.1:9901)"
+.venv/bin/envoy -c "$run/traced.yaml" --disable-hot-restart --log-level warning > "$run/envoy.log" 2>&1 &
 pids+=("$!")
 wait_port 10000 "$!" "Envoy" "$run/envoy.log"
 
-echo "== running the MCP client"
+echo "== running the MCP client (service agent)"
 status=0
-.venv/bin/python demo/client.py --url http://127.0.0.1:10000/mcp || status=$?
+rm -f "$run/trace_id"
+.venv/bin/python demo/client.py --url http://127.0.0.1:10000/mcp \
+  --otlp-endpoint "$otlp" --service-name agent --trace-id-file "$run/trace_id" || status=$?
 
 echo "== the MCP server's own log of that call"
 grep '^\[server\]   ' "$run/server.log" || true
@@ -75,4 +95,12 @@ with urllib.request.urlopen("http://127.0.0.1:9901/stats?filter=wasmcustom.mcp_t
     for line in r.read().decode().splitlines():
         print("  " + line)
 PY
+
+echo "== the trace (spans received on 127.0.0.1:4318; waiting up to 15 s for client, gateway and server spans)"
+if [ ! -s "$run/trace_id" ]; then
+  echo "demo: the client reported no trace id" >&2
+  exit 1
+fi
+.venv/bin/python demo/trace_tree.py --spans "$run/spans.jsonl" --trace-id "$(cat "$run/trace_id")" --timeout 15 \
+  --client-service agent --gateway-service mcp-gateway --server-service weather-mcp-server || status=1
 exit "$status"
