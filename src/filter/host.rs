@@ -13,6 +13,7 @@ const REQUEST_BODY: u32 = 0;
 const RESPONSE_BODY: u32 = 1;
 const PLUGIN_CONFIGURATION: u32 = 7;
 const COUNTER: u32 = 0;
+const GAUGE: u32 = 1;
 
 extern "C" {
     fn proxy_get_header_map_value(
@@ -57,6 +58,7 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
 }
 
 /// A hostcall that did not return `Ok`; the number is the host's status.
@@ -167,17 +169,44 @@ fn buffer(buffer_type: u32, max_size: usize) -> Option<Vec<u8>> {
 
 /// Defines a counter; `None` when the host has no metrics (the filter then counts nothing).
 pub fn define_counter(name: &str) -> Option<u32> {
+    define_metric(COUNTER, name)
+}
+
+/// Defines a gauge; `None` when the host has no metrics.
+pub fn define_gauge(name: &str) -> Option<u32> {
+    define_metric(GAUGE, name)
+}
+
+fn define_metric(metric_type: u32, name: &str) -> Option<u32> {
     let mut id = 0;
     // SAFETY: pointers are valid for the duration of the call.
-    let status = unsafe { proxy_define_metric(COUNTER, name.as_ptr(), name.len(), &mut id) };
+    let status = unsafe { proxy_define_metric(metric_type, name.as_ptr(), name.len(), &mut id) };
     (status == STATUS_OK).then_some(id)
 }
 
-/// Adds `by` to a counter. Failing to count never affects the request.
+/// Adds `by` to a counter or gauge. Failing to count never affects the request.
 pub fn increment(counter: Option<u32>, by: i64) {
     if let (Some(id), true) = (counter, by != 0) {
         // SAFETY: plain integers.
         let _ = unsafe { proxy_increment_metric(id, by) };
+    }
+}
+
+/// Asks for `on_tick` every `period_ms`; a host without timers simply never ticks.
+pub fn set_tick_period(period_ms: u32) -> Result<(), HostError> {
+    // SAFETY: a plain integer.
+    check(unsafe { proxy_set_tick_period_milliseconds(period_ms) })
+}
+
+/// The size of this VM's linear memory: it only ever grows, so it is the VM's high-water mark.
+pub fn wasm_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (core::arch::wasm32::memory_size(0) as u64).saturating_mul(65_536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
     }
 }
 

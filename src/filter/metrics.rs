@@ -3,6 +3,13 @@
 use super::host;
 use crate::mcp::NotMcp;
 use crate::plan::Outcome;
+use std::cell::Cell;
+
+thread_local! {
+    /// This VM's linear memory as last added to the `wasm_memory_bytes` gauge. One per VM (not per
+    /// root context), so that several plugin configurations sharing a VM add its growth once.
+    static MEMORY_RECORDED: Cell<u64> = const { Cell::new(0) };
+}
 
 /// Counter ids; `None` where the host refused to define one.
 #[derive(Debug, Default)]
@@ -15,6 +22,8 @@ pub struct Metrics {
     not_mcp: Option<u32>,
     oversize: Option<u32>,
     body_synced: Option<u32>,
+    /// The summed linear memory of every VM running the filter (each adds its own growth).
+    wasm_memory_bytes: Option<u32>,
 }
 
 impl Metrics {
@@ -29,6 +38,7 @@ impl Metrics {
             not_mcp: counter("not_mcp"),
             oversize: counter("oversize"),
             body_synced: counter("body_synced"),
+            wasm_memory_bytes: host::define_gauge("mcp_trace_filter.wasm_memory_bytes"),
         }
     }
 
@@ -53,5 +63,14 @@ impl Metrics {
 
     pub fn count_body_synced(&self) {
         host::increment(self.body_synced, 1);
+    }
+
+    /// Adds this VM's memory growth since the last call to the gauge, so a leak shows as a gauge
+    /// that keeps rising under steady load.
+    pub fn record_memory(&self) {
+        let now = host::wasm_memory_bytes();
+        let before = MEMORY_RECORDED.with(|recorded| recorded.replace(now));
+        let growth = i64::try_from(now.saturating_sub(before)).unwrap_or(i64::MAX);
+        host::increment(self.wasm_memory_bytes, growth);
     }
 }

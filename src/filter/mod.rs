@@ -12,6 +12,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
 
+/// How often each VM adds its memory growth to the `wasm_memory_bytes` gauge.
+const MEMORY_SAMPLE_MS: u32 = 5_000;
+
 /// Installs the root context factory; called once by `proxy_wasm::main!`.
 pub fn register() {
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -33,6 +36,10 @@ impl RootContext for Root {
             Ok(config) => {
                 self.config = Rc::new(config);
                 self.metrics = Rc::new(Metrics::define());
+                self.metrics.record_memory();
+                if let Err(error) = host::set_tick_period(MEMORY_SAMPLE_MS) {
+                    log::info!("mcp-trace-filter: no timer (host status {}), memory gauge stays at its first value", error.0);
+                }
                 true
             }
             Err(error) => {
@@ -40,6 +47,10 @@ impl RootContext for Root {
                 false
             }
         }
+    }
+
+    fn on_tick(&mut self) {
+        self.metrics.record_memory();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmark: bare Envoy, Envoy's buffer filter, Envoy's native MCP filter and this filter (defaults,
+# and every feature on), interleaved in one run, for 1 KB, 64 KB and 1 MB MCP bodies.
+# Prints the table and writes bench/results/<date>.md. Options: see `scripts/bench.sh --help`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq wrk
+fi
+bash scripts/setup.sh
+bash scripts/build.sh
+exec .venv/bin/python bench/bench.py "$@"
