@@ -7,7 +7,7 @@ import json
 
 import pytest
 from e2e_lib.gateway import Gateway
-from e2e_lib.values import BG_META, TP_HDR, TP_META, TP_META_2, TS_HDR, TS_META, dumps
+from e2e_lib.values import BG_META, TP_HDR, TP_META, TS_HDR, TS_META, dumps
 
 CTX = {"traceparent": TP_META, "tracestate": TS_META, "baggage": BG_META}
 # The filter did scan the body and found no usable params._meta context.
@@ -63,18 +63,7 @@ def test_decoy_before_real_meta_real_one_wins(gw: Gateway) -> None:
     assert ex.traceparent == TP_META
 
 
-def test_duplicate_keys_resolve_like_the_mcp_server_does(gw: Gateway) -> None:
-    """Duplicate `_meta` (or `traceparent`) keys: the filter must lift what a JSON parser on the server
-    sees (Python, JavaScript: the last occurrence), never a value the server ignores."""
-    for raw in (
-        '{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"traceparent":"%s"},"_meta":{"traceparent":"%s"}}}',
-        '{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"traceparent":"%s","traceparent":"%s"}}}',
-    ):
-        body = (raw % (TP_META, TP_META_2)).encode()
-        server_view = json.loads(body)["params"]["_meta"]["traceparent"]
-        assert server_view == TP_META_2
-        ex = gw.send("default", body)
-        assert ex.traceparent == server_view
+# Duplicate `_meta` / `traceparent` keys (the last one wins, as in the server's parser): test_hostile.py.
 
 
 def test_escaped_key_names_are_params_meta(gw: Gateway) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # Valid W3C values. Each side (the body's _meta and the arriving headers) gets its own, so an
@@ -80,3 +81,62 @@ def rpc(
 def dumps(obj: Any) -> bytes:
     """Compact JSON bytes (ASCII-escaped, so control characters become JSON escapes like \\r\\n)."""
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# ---- Strict W3C checks for what reaches the upstream ---------------------------------------------
+# Written from the W3C Trace Context and Baggage grammars, independently of the filter's parsers, so
+# an upstream value that passes them is one a conforming tracer would accept.
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[\x21-\x7e]*)?")
+_TS_KEY = re.compile(r"[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13}")
+_TS_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_BAGGAGE_VALUE = r"(?:[\x21\x23-\x24\x26-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]|%[0-9A-Fa-f]{2})*"
+_BAGGAGE_MEMBER = re.compile(
+    rf"{_TOKEN} *= *{_BAGGAGE_VALUE}(?: *; *{_TOKEN}(?: *= *{_BAGGAGE_VALUE})?)*"
+)
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+
+
+def is_header_text(value: str) -> bool:
+    """Visible ASCII with inner spaces only: no CR, LF, NUL, tab, non-ASCII, outer whitespace."""
+    return _VISIBLE_ASCII.fullmatch(value) is not None
+
+
+def is_valid_traceparent(value: str) -> bool:
+    """W3C traceparent: version 00 exactly 55 characters; other versions (never ff) may carry a
+    `-`-separated suffix; lowercase hex; trace id and parent id not all zeros."""
+    m = _TRACEPARENT.fullmatch(value)
+    if m is None:
+        return False
+    version, trace_id, parent_id, _flags, suffix = m.groups()
+    if version == "ff" or (version == "00" and suffix is not None):
+        return False
+    return trace_id != "0" * 32 and parent_id != "0" * 16
+
+
+def is_valid_tracestate(value: str) -> bool:
+    """W3C tracestate: at most 32 non-empty members of `key=value`, no duplicate keys."""
+    if not is_header_text(value):
+        return False
+    keys = []
+    for member in (m.strip(" ") for m in value.split(",")):
+        if not member:
+            continue
+        key, eq, member_value = member.partition("=")
+        if not eq or not _TS_KEY.fullmatch(key) or not _TS_VALUE.fullmatch(member_value):
+            return False
+        keys.append(key)
+    return 0 < len(keys) <= 32 and len(set(keys)) == len(keys)
+
+
+def is_valid_baggage(value: str) -> bool:
+    """W3C baggage: at most 8192 bytes and 180 members, each `key=value` with properties; no empty
+    members."""
+    if len(value.encode()) > 8192 or not is_header_text(value):
+        return False
+    members = [m.strip(" ") for m in value.split(",")]
+    return len(members) <= 180 and all(_BAGGAGE_MEMBER.fullmatch(m) for m in members)
+
+
+W3C_CHECKS = {"traceparent": is_valid_traceparent, "tracestate": is_valid_tracestate, "baggage": is_valid_baggage}
