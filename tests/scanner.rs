@@ -228,6 +228,88 @@ fn anything_but_one_json_value_is_not_mcp() {
 }
 
 #[test]
+fn invalid_utf8_anywhere_is_reported_as_such() {
+    let long = "x".repeat(37);
+    let cases: [Vec<u8>; 10] = [
+        b"{\"\xff\":1}".to_vec(),
+        b"{\"a\":1}\xff".to_vec(),
+        b"\x80{}".to_vec(),
+        b"{\"a\":1\xc3}".to_vec(),
+        // A multi-byte sequence cut short by the closing quote.
+        b"{\"a\":\"\xe6\x9d\"}".to_vec(),
+        // Overlong encoding of '/' and a UTF-16 surrogate encoded as UTF-8.
+        b"{\"a\":\"\xc0\xaf\"}".to_vec(),
+        b"{\"a\":\"\xed\xa0\x80\"}".to_vec(),
+        // After a long ASCII run, in the middle of an 8-byte word, and right before an escape.
+        format!("{{\"a\":\"{long}\u{e9}\u{e9}")
+            .into_bytes()
+            .into_iter()
+            .chain(*b"\xe9\"}")
+            .collect(),
+        format!("{{\"a\":\"{long}")
+            .into_bytes()
+            .into_iter()
+            .chain(*b"\xf0\x9f\\n\"}")
+            .collect(),
+        // Invalid UTF-8 in an otherwise malformed body is still reported as invalid UTF-8.
+        b"{\"a\":\"\xff".to_vec(),
+    ];
+    for body in cases {
+        assert_eq!(
+            scan(&body),
+            Err(NotMcp::InvalidUtf8),
+            "{:?}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
+
+#[test]
+fn non_ascii_text_is_read_in_every_position() {
+    let long = "y".repeat(29);
+    for value in [
+        "é",
+        "東京",
+        "😀",
+        "a😀b",
+        "Zürich\\n",
+        "\\u00e9€",
+        &format!("{long}€{long}😀"),
+    ] {
+        let body =
+            format!(r#"{{"method":"{value}","params":{{"name":"{value}","k€y":["{value}"]}}}}"#);
+        let message = single(&body);
+        let expected: serde_json::Value = serde_json::from_str(&format!(r#""{value}""#)).unwrap();
+        assert_eq!(message.method.as_deref(), expected.as_str(), "{body}");
+        assert_eq!(message.name.as_deref(), expected.as_str(), "{body}");
+    }
+}
+
+#[test]
+fn strings_end_at_the_right_quote_at_every_alignment() {
+    for len in 0..40 {
+        for special in ["\\\"", "\\\\", "\\n", "\\u0041", "é", "\"x"] {
+            let name = format!("{}{special}{}", "n".repeat(len), "m".repeat(len % 9));
+            let body = format!(r#"{{"params":{{"name":"{name}"}},"method":"m"}}"#);
+            let parsed: serde_json::Value = match serde_json::from_str(&body) {
+                Ok(parsed) => parsed,
+                Err(_) => {
+                    assert!(scan(body.as_bytes()).is_err(), "{body}");
+                    continue;
+                }
+            };
+            let message = single(&body);
+            assert_eq!(
+                message.name.as_deref(),
+                parsed.pointer("/params/name").and_then(|v| v.as_str()),
+                "{body}"
+            );
+            assert_eq!(message.method.as_deref(), Some("m"), "{body}");
+        }
+    }
+}
+
+#[test]
 fn very_deep_nesting_does_not_overflow_the_stack() {
     for depth in [1_000, 100_000, 1_000_000] {
         let deep = format!(
@@ -317,6 +399,27 @@ proptest! {
             let parsed = serde_json::from_slice::<serde_json::Value>(&bytes);
             let text = String::from_utf8_lossy(&bytes);
             prop_assert!(parsed.is_ok() || text.contains("\\u"), "{:?}", text);
+        }
+    }
+
+    /// A body with non-UTF-8 bytes put anywhere is reported as invalid UTF-8, never as valid
+    /// or merely malformed JSON, and a body that stays valid UTF-8 never is.
+    #[test]
+    fn invalid_utf8_is_always_classified(
+        value in json_value(),
+        at in any::<prop::sample::Index>(),
+        bytes in prop::collection::vec(128u8..=255, 1..4),
+    ) {
+        let text = serde_json::to_string(&serde_json::json!({"params": value}))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut body = text.into_bytes();
+        let at = at.index(body.len());
+        body.splice(at..at, bytes);
+        let result = scan(&body);
+        if std::str::from_utf8(&body).is_err() {
+            prop_assert_eq!(result, Err(NotMcp::InvalidUtf8));
+        } else {
+            prop_assert_ne!(result, Err(NotMcp::InvalidUtf8));
         }
     }
 

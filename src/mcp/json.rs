@@ -1,7 +1,8 @@
 //! JSON lexical pieces used by the scanner: strings, numbers, literals, whitespace.
 //!
 //! Every function takes the body and a position and returns the position after the token, or
-//! `None` when the bytes there are not valid JSON. The body is already known to be valid UTF-8.
+//! `None` when the bytes there are not valid JSON. Strings are also checked to be UTF-8, so a
+//! body the scanner accepts is valid UTF-8 as a whole (everything outside strings is ASCII).
 
 /// Skips JSON whitespace (space, tab, LF, CR).
 #[inline]
@@ -23,47 +24,93 @@ pub struct StringToken {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// True when any byte of `word` is `"`, `\` or a control character (< 0x20).
+/// Flags (bit 7 of a lane) the bytes of `word` the string reader must stop at: `"`, `\`, a
+/// control character (< 0x20) or a non-ASCII byte. Borrows between lanes can also flag a lane
+/// above a flagged one, so only the lowest flag is exact; that is the one the reader jumps to.
 #[inline]
-fn has_string_special(word: u64) -> bool {
-    let has_zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let quote = has_zero_byte(word ^ (ONES * u64::from(b'"')));
-    let backslash = has_zero_byte(word ^ (ONES * u64::from(b'\\')));
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    (quote | backslash | control) != 0
+fn string_stops(word: u64) -> u64 {
+    let zero_lanes = |v: u64| v.wrapping_sub(ONES) & !v;
+    let quote = zero_lanes(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_lanes(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20);
+    // `!word` would drop non-ASCII lanes from the three tests; `word` itself flags them.
+    (quote | backslash | control | word) & HIGHS
 }
 
-/// Reads a string whose opening quote is at `pos`; validates escapes and rejects raw control
-/// characters. Long runs of ordinary bytes are skipped eight at a time.
+fn is_string_stop(byte: u8) -> bool {
+    matches!(byte, b'"' | b'\\' | 0x00..=0x1f | 0x80..=0xff)
+}
+
+/// Position of the first byte at or after `i` that [`string_stops`] flags, eight bytes a step.
+#[inline]
+fn next_string_stop(bytes: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let stops = string_stops(u64::from_le_bytes(<[u8; 8]>::try_from(chunk).ok()?));
+        if stops != 0 {
+            return Some(i + (stops.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    while !is_string_stop(*bytes.get(i)?) {
+        i += 1;
+    }
+    Some(i)
+}
+
+/// Reads a string whose opening quote is at `pos`; validates escapes, rejects raw control
+/// characters and checks that the contents are UTF-8.
+///
+/// UTF-8 is checked here, character by character, rather than over the whole body up front:
+/// outside strings the scanner accepts only ASCII, so this covers every byte of an accepted
+/// body in the same pass.
 pub fn string(bytes: &[u8], pos: usize) -> Option<StringToken> {
     let start = pos + 1;
     let mut i = start;
     let mut escaped = false;
     loop {
-        while let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if has_string_special(u64::from_le_bytes(word)) {
-                break;
-            }
-            i += 8;
-        }
+        i = next_string_stop(bytes, i)?;
         match *bytes.get(i)? {
             b'"' => {
                 return Some(StringToken {
                     start,
                     end: i,
                     escaped,
-                })
+                });
             }
             b'\\' => {
                 escaped = true;
                 i = escape_end(bytes, i)?;
             }
-            0x00..=0x1f => return None,
-            _ => i += 1,
+            0x80.. => i = utf8_char_end(bytes, i)?,
+            _ => return None,
         }
     }
+}
+
+/// Validates the UTF-8 sequence whose lead byte (≥ 0x80) is at `pos`; returns the position
+/// after it. The ranges are the well-formed sequences of the Unicode Standard (table 3-7), so
+/// overlong forms, surrogates and values above U+10FFFF are refused, as `str::from_utf8` does.
+fn utf8_char_end(bytes: &[u8], pos: usize) -> Option<usize> {
+    const TAIL: std::ops::RangeInclusive<u8> = 0x80..=0xBF;
+    let (second, tails) = match *bytes.get(pos)? {
+        0xC2..=0xDF => (TAIL, 0),
+        0xE0 => (0xA0..=0xBF, 1),
+        0xE1..=0xEC | 0xEE..=0xEF => (TAIL, 1),
+        0xED => (0x80..=0x9F, 1),
+        0xF0 => (0x90..=0xBF, 2),
+        0xF1..=0xF3 => (TAIL, 2),
+        0xF4 => (0x80..=0x8F, 2),
+        _ => return None,
+    };
+    if !second.contains(bytes.get(pos + 1)?) {
+        return None;
+    }
+    let end = pos + 2 + tails;
+    bytes
+        .get(pos + 2..end)?
+        .iter()
+        .all(|b| TAIL.contains(b))
+        .then_some(end)
 }
 
 /// Validates the escape starting at the backslash at `pos`; returns the position after it.
@@ -80,8 +127,8 @@ fn escape_end(bytes: &[u8], pos: usize) -> Option<usize> {
 
 /// Decodes the contents of a validated string token. `None` for an unpaired surrogate escape,
 /// which is valid JSON grammar but not a Unicode string.
-pub fn decode(text: &str, token: StringToken) -> Option<String> {
-    let raw = text.get(token.start..token.end)?;
+pub fn decode(bytes: &[u8], token: StringToken) -> Option<String> {
+    let raw = std::str::from_utf8(bytes.get(token.start..token.end)?).ok()?;
     if !token.escaped {
         return Some(raw.to_owned());
     }
@@ -211,7 +258,7 @@ mod tests {
     fn decoding_handles_every_escape() {
         let input = r#""a\"\\\/\b\f\n\r\t\u0041\u00e9\ud83d\ude00z""#;
         let t = token(input);
-        let decoded = t.and_then(|t| decode(input, t));
+        let decoded = t.and_then(|t| decode(input.as_bytes(), t));
         assert_eq!(
             decoded.as_deref(),
             Some("a\"\\/\u{8}\u{c}\n\r\tA\u{e9}\u{1F600}z")
@@ -228,7 +275,7 @@ mod tests {
         ] {
             let t = token(input);
             assert!(t.is_some(), "{input}");
-            assert_eq!(t.and_then(|t| decode(input, t)), None, "{input}");
+            assert_eq!(t.and_then(|t| decode(input.as_bytes(), t)), None, "{input}");
         }
     }
 
@@ -262,12 +309,80 @@ mod tests {
             for lane in 0..8 {
                 let mut word = [b'a'; 8];
                 word[lane] = b;
-                let expected = b == b'"' || b == b'\\' || b < 0x20;
                 assert_eq!(
-                    has_string_special(u64::from_le_bytes(word)),
-                    expected,
+                    string_stops(u64::from_le_bytes(word)) != 0,
+                    is_string_stop(b),
                     "byte {b:#x} lane {lane}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_lowest_flag_is_the_first_special_byte() {
+        // Pairs of interesting bytes in every two lanes: the first flag must be exact even when
+        // a later lane would borrow.
+        let interesting = [0x00, 0x01, 0x1f, 0x20, b'"', b'\\', b'a', 0x7f, 0x80, 0xff];
+        for first in interesting {
+            for second in interesting {
+                for (i, j) in (0..8).flat_map(|i| (i + 1..8).map(move |j| (i, j))) {
+                    let mut word = [b'a'; 8];
+                    word[i] = first;
+                    word[j] = second;
+                    let expected = word.iter().position(|b| is_string_stop(*b));
+                    let specials = string_stops(u64::from_le_bytes(word));
+                    let found = (specials != 0).then(|| (specials.trailing_zeros() / 8) as usize);
+                    assert_eq!(found, expected, "{word:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_checks_agree_with_the_standard_library() {
+        let probes = [
+            0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xf4, 0xff,
+        ];
+        let mut sequences = Vec::new();
+        for first in 0x80..=0xffu8 {
+            for second in 0..=0xffu8 {
+                sequences.push(vec![first, second]);
+                for third in probes {
+                    sequences.push(vec![first, second, third]);
+                    // Only four-byte lead bytes can start a valid four-byte sequence.
+                    for fourth in probes.iter().filter(|_| first >= 0xf0) {
+                        sequences.push(vec![first, second, third, *fourth]);
+                    }
+                }
+            }
+        }
+        for sequence in sequences {
+            let mut input = vec![b'"'];
+            input.extend_from_slice(&sequence);
+            input.push(b'"');
+            let json_ok = std::str::from_utf8(&sequence).is_ok_and(|s| !s.contains(['"', '\\']))
+                && sequence.iter().all(|b| *b >= 0x20);
+            assert_eq!(string(&input, 0).is_some(), json_ok, "{sequence:x?}");
+        }
+    }
+
+    #[test]
+    fn strings_must_be_utf8_at_any_offset() {
+        for offset in 0..20 {
+            let pad = "p".repeat(offset);
+            let good = format!("\"{pad}é東😀{pad}\"");
+            assert_eq!(token(&good).map(|t| t.end), Some(good.len() - 1), "{good}");
+            for bad in [
+                &b"\xff"[..],
+                b"\xc3",
+                b"\xe6\x9d",
+                b"\xed\xa0\x80",
+                b"\xc0\xaf",
+            ] {
+                let mut input = format!("\"{pad}").into_bytes();
+                input.extend_from_slice(bad);
+                input.extend_from_slice(format!("{pad}\\n\"").as_bytes());
+                assert_eq!(string(&input, 0), None, "{input:?}");
             }
         }
     }

@@ -69,7 +69,18 @@ enum Scalar {
 
 /// Scans `body`. `Err` means the body is not treated as MCP and must pass through untouched.
 pub fn scan(body: &[u8]) -> Result<ScannedBody, NotMcp> {
-    let text = std::str::from_utf8(body).map_err(|_| NotMcp::InvalidUtf8)?;
+    let result = scan_json(body);
+    // UTF-8 is checked inside strings as the scan goes (an accepted body is valid UTF-8), so a
+    // separate pass is needed only to tell why a body was refused: invalid UTF-8 anywhere is
+    // reported as such, whatever else is wrong.
+    if result == Err(NotMcp::InvalidJson) && std::str::from_utf8(body).is_err() {
+        return Err(NotMcp::InvalidUtf8);
+    }
+    result
+}
+
+/// The scan itself; never returns [`NotMcp::InvalidUtf8`], which [`scan`] decides.
+fn scan_json(body: &[u8]) -> Result<ScannedBody, NotMcp> {
     let start = json::skip_whitespace(body, 0);
     let (top_level, batch) = match body.get(start) {
         Some(b'{') => (Slot::Message, false),
@@ -78,7 +89,6 @@ pub fn scan(body: &[u8]) -> Result<ScannedBody, NotMcp> {
     };
     let is_container = matches!(body.get(start), Some(b'{' | b'['));
     let mut scanner = Scanner {
-        text,
         bytes: body,
         stack: Vec::new(),
         messages: Vec::new(),
@@ -97,7 +107,6 @@ pub fn scan(body: &[u8]) -> Result<ScannedBody, NotMcp> {
 }
 
 struct Scanner<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     stack: Vec<Frame>,
     messages: Vec<Message>,
@@ -132,7 +141,10 @@ impl Scanner<'_> {
                 }
             } else {
                 let (end, scalar) = self.scalar(pos)?;
-                self.record(slot, scalar);
+                // Almost every value is ignored; skip the call for those.
+                if slot != Slot::Ignored {
+                    self.record(slot, scalar);
+                }
                 pos = end;
             }
             if !closed_value {
@@ -223,32 +235,32 @@ impl Scanner<'_> {
 
     fn slot_for_key(&self, role: Role, token: StringToken) -> Slot {
         let decoded;
-        let key: &str = if token.escaped {
-            match json::decode(self.text, token) {
+        let key: &[u8] = if token.escaped {
+            match json::decode(self.bytes, token) {
                 Some(text) => {
                     decoded = text;
-                    &decoded
+                    decoded.as_bytes()
                 }
                 None => return Slot::Ignored,
             }
         } else {
-            self.text.get(token.start..token.end).unwrap_or_default()
+            self.bytes.get(token.start..token.end).unwrap_or_default()
         };
         match (role, key) {
-            (Role::Message, "jsonrpc") => Slot::JsonRpc,
-            (Role::Message, "method") => Slot::Method,
-            (Role::Message, "id") => Slot::Id,
-            (Role::Message, "params") => Slot::Params,
-            (Role::Message, "error") => Slot::Error,
-            (Role::Message, "result") => Slot::Result,
-            (Role::Error, "code") => Slot::ErrorCode,
-            (Role::Result, "isError") => Slot::IsError,
-            (Role::Params, "name") => Slot::Name,
-            (Role::Params, "uri") => Slot::Uri,
-            (Role::Params, "_meta") => Slot::Meta,
-            (Role::Meta, "traceparent") => Slot::TraceParent,
-            (Role::Meta, "tracestate") => Slot::TraceState,
-            (Role::Meta, "baggage") => Slot::Baggage,
+            (Role::Message, b"jsonrpc") => Slot::JsonRpc,
+            (Role::Message, b"method") => Slot::Method,
+            (Role::Message, b"id") => Slot::Id,
+            (Role::Message, b"params") => Slot::Params,
+            (Role::Message, b"error") => Slot::Error,
+            (Role::Message, b"result") => Slot::Result,
+            (Role::Error, b"code") => Slot::ErrorCode,
+            (Role::Result, b"isError") => Slot::IsError,
+            (Role::Params, b"name") => Slot::Name,
+            (Role::Params, b"uri") => Slot::Uri,
+            (Role::Params, b"_meta") => Slot::Meta,
+            (Role::Meta, b"traceparent") => Slot::TraceParent,
+            (Role::Meta, b"tracestate") => Slot::TraceState,
+            (Role::Meta, b"baggage") => Slot::Baggage,
             _ => Slot::Ignored,
         }
     }
@@ -276,9 +288,9 @@ impl Scanner<'_> {
         if matches!(slot, Slot::Ignored | Slot::Message) {
             return;
         }
-        let text = self.text;
+        let bytes = self.bytes;
         let decode = |value: &Scalar| match value {
-            Scalar::String(token) => json::decode(text, *token),
+            Scalar::String(token) => json::decode(bytes, *token),
             _ => None,
         };
         let Some(message) = self.messages.last_mut() else {
@@ -291,10 +303,10 @@ impl Scanner<'_> {
             Slot::Uri => message.uri = decode(&value),
             Slot::Id => {
                 message.id = match value {
-                    Scalar::String(token) => json::decode(text, token).map(RequestId::String),
-                    Scalar::Number(start, end) => text
-                        .get(start..end)
-                        .map(|number| RequestId::Number(number.to_owned())),
+                    Scalar::String(token) => json::decode(bytes, token).map(RequestId::String),
+                    Scalar::Number(start, end) => {
+                        ascii(bytes, start, end).map(|number| RequestId::Number(number.to_owned()))
+                    }
                     Scalar::Null => Some(RequestId::Null),
                     Scalar::True | Scalar::Other => None,
                 }
@@ -310,15 +322,15 @@ impl Scanner<'_> {
                     ..Meta::default()
                 }
             }
-            Slot::TraceParent => message.meta.traceparent = Some(meta_value(text, &value)),
-            Slot::TraceState => message.meta.tracestate = Some(meta_value(text, &value)),
-            Slot::Baggage => message.meta.baggage = Some(meta_value(text, &value)),
+            Slot::TraceParent => message.meta.traceparent = Some(meta_value(bytes, &value)),
+            Slot::TraceState => message.meta.tracestate = Some(meta_value(bytes, &value)),
+            Slot::Baggage => message.meta.baggage = Some(meta_value(bytes, &value)),
             Slot::Error => {
                 message.error = Some(ResponseError::default());
             }
             Slot::ErrorCode => {
                 if let (Some(error), Scalar::Number(start, end)) = (&mut message.error, value) {
-                    error.code = text.get(start..end).map(str::to_owned);
+                    error.code = ascii(bytes, start, end).map(str::to_owned);
                 }
             }
             Slot::Result => {
@@ -334,11 +346,16 @@ impl Scanner<'_> {
     }
 }
 
-fn meta_value(text: &str, value: &Scalar) -> MetaValue {
+/// The text of a number token (always ASCII, so the conversion cannot fail in practice).
+fn ascii(bytes: &[u8], start: usize, end: usize) -> Option<&str> {
+    std::str::from_utf8(bytes.get(start..end)?).ok()
+}
+
+fn meta_value(bytes: &[u8], value: &Scalar) -> MetaValue {
     let Scalar::String(token) = value else {
         return MetaValue::Unusable;
     };
-    match json::decode(text, *token) {
+    match json::decode(bytes, *token) {
         Some(decoded) => MetaValue::Text(MetaText {
             value: decoded,
             raw: token.start..token.end,
