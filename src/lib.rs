@@ -9,6 +9,7 @@ pub mod config;
 pub mod gate;
 pub mod mcp;
 pub mod plan;
+pub mod request_headers;
 pub mod response;
 pub mod semconv;
 pub mod trace_context;

@@ -174,6 +174,24 @@ pub fn bounded(value: &str) -> String {
     value.get(..end).unwrap_or_default().to_owned()
 }
 
+/// The request headers that carry `span` to a second listener: the span name (twice, as
+/// [`SPAN_NAME_HEADER`] and [`DECORATOR_HEADER`]) and each present attribute of
+/// [`ATTRIBUTE_HEADERS`], in that order. A value that is not [`is_header_safe`] is left out, so
+/// every returned value can be set as a header as is.
+pub fn span_headers(span: &RequestSpan) -> Vec<(&'static str, &str)> {
+    let mut headers = vec![
+        (SPAN_NAME_HEADER, span.name.as_str()),
+        (DECORATOR_HEADER, span.name.as_str()),
+    ];
+    for (key, header) in ATTRIBUTE_HEADERS {
+        if let Some(value) = span.attribute(key) {
+            headers.push((header, value));
+        }
+    }
+    headers.retain(|(_, value)| is_header_safe(value));
+    headers
+}
+
 /// True when `value` can be sent as an HTTP header value as is: visible ASCII and inner spaces.
 pub fn is_header_safe(value: &str) -> bool {
     !value.starts_with(' ')
@@ -305,6 +323,54 @@ mod tests {
         }
         assert!(OWNED_HEADERS.contains(&SPAN_NAME_HEADER));
         assert!(OWNED_HEADERS.contains(&DECORATOR_HEADER));
+    }
+
+    #[test]
+    fn span_headers_carry_name_and_safe_attributes_only() {
+        let transport = TransportHeaders {
+            session_id: Some("sess-1"),
+            protocol_version: Some("2025-06-18"),
+        };
+        let s = span(
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_weather"}}"#,
+            transport,
+        );
+        let Some(s) = s else {
+            panic!("no span");
+        };
+        assert_eq!(
+            span_headers(&s),
+            vec![
+                (SPAN_NAME_HEADER, "tools/call get_weather"),
+                (DECORATOR_HEADER, "tools/call get_weather"),
+                ("x-mcp-method-name", "tools/call"),
+                ("x-mcp-tool-name", "get_weather"),
+                ("x-mcp-request-id", "7"),
+                ("x-mcp-operation-name", "execute_tool"),
+            ]
+        );
+
+        // A tool name with a line break or non-ASCII text is never published as a header,
+        // neither alone nor inside the span name; the safe attributes still are.
+        for name in [r"a\r\nx-evil: 1", r"caf\u00e9", "padded "] {
+            let body = format!(
+                r#"{{"jsonrpc":"1.0","id":"r","method":"tools/call","params":{{"name":"{name}"}}}}"#
+            );
+            let Some(s) = span(&body, TransportHeaders::default()) else {
+                panic!("no span for {body}");
+            };
+            let headers = span_headers(&s);
+            assert_eq!(
+                headers,
+                vec![
+                    ("x-mcp-method-name", "tools/call"),
+                    ("x-mcp-request-id", "r"),
+                    ("x-mcp-operation-name", "execute_tool"),
+                    ("x-mcp-jsonrpc-version", "1.0"),
+                ],
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! request on the worker, so the few calls the filter makes go through these instead. Statuses
 //! are read as plain integers: an unknown value from a host must not become an invalid enum.
 
+use crate::request_headers::{parse_header_pairs, RequestHeaders};
 use std::ptr::null_mut;
 
 const STATUS_OK: u32 = 0;
@@ -29,6 +30,11 @@ extern "C" {
         key_size: usize,
         value_data: *const u8,
         value_size: usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_get_buffer_bytes(
@@ -75,9 +81,19 @@ fn owned_bytes(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     Some(unsafe { Vec::from_raw_parts(data, size, size) })
 }
 
-/// The first value of a request header, if present and UTF-8.
-pub fn request_header(name: &str) -> Option<String> {
-    header(REQUEST_HEADERS, name)
+/// The request headers the filter uses, from one snapshot of the header map; `None` when the
+/// host does not return the map.
+pub fn request_headers() -> Option<RequestHeaders> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: pointers are valid for the duration of the call; see `owned_bytes`.
+    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    let bytes = owned_bytes(data, size);
+    if status != STATUS_OK {
+        return None;
+    }
+    let bytes = bytes.unwrap_or_default();
+    parse_header_pairs(&bytes).map(RequestHeaders::from_pairs)
 }
 
 /// The first value of a response header, if present and UTF-8.

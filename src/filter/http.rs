@@ -9,6 +9,7 @@ use crate::config::{Config, Role};
 use crate::gate;
 use crate::mcp::{self, RequestId, ScannedBody};
 use crate::plan::{self, ArrivedHeaders, HeaderChange};
+use crate::request_headers::RequestHeaders;
 use crate::response::{ResponseOutcome, ResponseWatcher};
 use crate::semconv::{self, RequestSpan, TransportHeaders};
 use proxy_wasm::traits::{Context, HttpContext};
@@ -29,6 +30,8 @@ pub struct McpRequest {
     state: State,
     /// Most body bytes to hold for this request (see `gate::hold_limit`).
     hold_limit: usize,
+    /// The request headers, read once when they arrive (kept while the body is buffered).
+    headers: RequestHeaders,
     /// The id of the scanned request, until the response starts.
     request_id: Option<RequestId>,
     watcher: Option<ResponseWatcher>,
@@ -41,6 +44,7 @@ impl McpRequest {
             metrics,
             state: State::PassThrough,
             hold_limit: 0,
+            headers: RequestHeaders::default(),
             request_id: None,
             watcher: None,
         }
@@ -67,13 +71,11 @@ impl McpRequest {
 
     /// Gateway role: lift the `_meta` context into headers and publish span metadata.
     fn lift_and_publish(&mut self, scanned: &ScannedBody) {
-        let traceparent = host::request_header(plan::TRACEPARENT);
-        let tracestate = host::request_header(plan::TRACESTATE);
-        let baggage = host::request_header(plan::BAGGAGE);
+        let headers = &self.headers;
         let arrived = ArrivedHeaders {
-            traceparent: traceparent.as_deref(),
-            tracestate: tracestate.as_deref(),
-            baggage: baggage.as_deref(),
+            traceparent: headers.traceparent.as_deref(),
+            tracestate: headers.tracestate.as_deref(),
+            baggage: headers.baggage.as_deref(),
         };
         let plan = plan::plan(&self.config, &arrived, scanned);
         for change in &plan.changes {
@@ -82,11 +84,9 @@ impl McpRequest {
         self.metrics
             .count_outcome(plan.outcome, plan.invalid_values);
 
-        let session_id = host::request_header("mcp-session-id");
-        let protocol_version = host::request_header("mcp-protocol-version");
         let transport = TransportHeaders {
-            session_id: session_id.as_deref(),
-            protocol_version: protocol_version.as_deref(),
+            session_id: headers.session_id.as_deref(),
+            protocol_version: headers.protocol_version.as_deref(),
         };
         if let Some(span) = semconv::request_span(scanned, &transport) {
             self.publish_span(&span);
@@ -103,28 +103,17 @@ impl McpRequest {
         if !self.config.span_headers {
             return;
         }
-        let mut headers = vec![
-            (semconv::SPAN_NAME_HEADER, span.name.as_str()),
-            (semconv::DECORATOR_HEADER, span.name.as_str()),
-        ];
-        for (key, header) in semconv::ATTRIBUTE_HEADERS {
-            if let Some(value) = span.attribute(key) {
-                headers.push((header, value));
-            }
-        }
-        for (header, value) in headers {
-            if semconv::is_header_safe(value) {
-                apply(&HeaderChange::Set(header, value.to_owned()));
-            }
+        for (header, value) in semconv::span_headers(span) {
+            apply(&HeaderChange::Set(header, value.to_owned()));
         }
     }
 
     /// Upstream role: make the body's `_meta.traceparent` match the upstream `traceparent`.
     fn sync_body(&self, body: &[u8], scanned: &ScannedBody) {
-        let Some(upstream) = host::request_header(plan::TRACEPARENT) else {
+        let Some(upstream) = &self.headers.traceparent else {
             return;
         };
-        let Some(synced) = body_sync::sync_traceparent(body, scanned, &upstream) else {
+        let Some(synced) = body_sync::sync_traceparent(body, scanned, upstream) else {
             return;
         };
         match host::replace_request_body(body.len(), &synced) {
@@ -169,12 +158,12 @@ fn apply(change: &HeaderChange) {
     }
 }
 
-/// Removes client-sent copies of the headers the filter owns.
-fn strip_owned_headers() {
-    for header in semconv::OWNED_HEADERS {
-        if host::request_header(header).is_some() {
-            apply(&HeaderChange::Remove(header));
-        }
+/// Removes client-sent copies of the headers the filter owns: those the snapshot found, or
+/// every one of them when there is no snapshot.
+fn strip_owned_headers(headers: Option<&RequestHeaders>) {
+    let present = headers.map(|headers| headers.owned_present.as_slice());
+    for header in present.unwrap_or(&semconv::OWNED_HEADERS) {
+        apply(&HeaderChange::Remove(header));
     }
 }
 
@@ -182,23 +171,26 @@ impl Context for McpRequest {}
 
 impl HttpContext for McpRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let headers = host::request_headers();
         if self.config.role == Role::Gateway {
-            strip_owned_headers();
+            strip_owned_headers(headers.as_ref());
         }
+        let Some(headers) = headers else {
+            return Action::Continue;
+        };
         if end_of_stream {
             return Action::Continue;
         }
-        let method = host::request_header(":method");
-        let content_type = host::request_header("content-type");
-        if !gate::is_json_post(method.as_deref(), content_type.as_deref()) {
+        if !gate::is_json_post(headers.method.as_deref(), headers.content_type.as_deref()) {
             return Action::Continue;
         }
-        let content_length = host::request_header("content-length");
-        if gate::declared_oversize(content_length.as_deref(), self.config.max_body_bytes) {
+        let content_length = headers.content_length.as_deref();
+        if gate::declared_oversize(content_length, self.config.max_body_bytes) {
             self.metrics.count_oversize();
             return Action::Continue;
         }
         self.hold_limit = gate::hold_limit(self.config.max_body_bytes, content_length.is_some());
+        self.headers = headers;
         self.state = State::Buffering;
         Action::Pause
     }
