@@ -5,9 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v wrk >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq wrk
-fi
-bash scripts/setup.sh
+bash scripts/setup.sh  # also installs wrk
 bash scripts/build.sh
 exec .venv/bin/python bench/bench.py "$@"
