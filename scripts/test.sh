@@ -21,6 +21,10 @@ cargo clippy --target wasm32-wasip1 --lib --locked -- -D warnings
 step "cargo test"
 cargo test --locked
 
+step "fuzz targets: format, and seed corpus and regressions replayed through their checks"
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo test --manifest-path fuzz/Cargo.toml --locked
+
 step "build"
 bash scripts/build.sh
 wasm=target/wasm32-wasip1/release/mcp_trace_filter.wasm
@@ -30,6 +34,12 @@ if [ "$size" -gt "$budget" ]; then
   echo "wasm size $size bytes is over the budget of $budget bytes" >&2
   exit 1
 fi
+
+step "load rigs (smoke: the benchmark's sanity checks and a short soak)"
+smoke=$(mktemp -d)
+.venv/bin/python bench/bench.py --rounds 1 --seconds 1 --sizes 1KB --output "$smoke/bench.md"
+.venv/bin/python bench/soak.py --seconds 10 --segment 5 --output "$smoke/soak.md"
+rm -rf "$smoke"
 
 step "end-to-end (real Envoy, real MCP SDK)"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider

@@ -137,6 +137,14 @@ fn the_last_duplicate_key_wins() {
         single(&replaced_by_number).meta.traceparent,
         Some(MetaValue::Unusable)
     );
+    for later in ["\"x\"", "null", "true", "{}", "[1]"] {
+        let body = format!(r#"{{"error":{{"code":-32601,"code":{later}}}}}"#);
+        let error = single(&body).error;
+        assert_eq!(error.and_then(|e| e.code), None, "{body}");
+    }
+    let number_last = r#"{"error":{"code":"x","code":-32601}}"#;
+    let error = single(number_last).error;
+    assert_eq!(error.and_then(|e| e.code).as_deref(), Some("-32601"));
 }
 
 #[test]

@@ -329,8 +329,12 @@ impl Scanner<'_> {
                 message.error = Some(ResponseError::default());
             }
             Slot::ErrorCode => {
-                if let (Some(error), Scalar::Number(start, end)) = (&mut message.error, value) {
-                    error.code = ascii(bytes, start, end).map(str::to_owned);
+                // Any later `code` replaces an earlier one, a non-number with nothing.
+                if let Some(error) = &mut message.error {
+                    error.code = match value {
+                        Scalar::Number(start, end) => ascii(bytes, start, end).map(str::to_owned),
+                        _ => None,
+                    };
                 }
             }
             Slot::Result => {
