@@ -59,7 +59,10 @@ impl McpRequest {
         let scanned = match mcp::scan(&body) {
             Ok(scanned) => scanned,
             Err(reason) => {
-                self.metrics.count_not_mcp(reason);
+                // The upstream role sees the same body the gateway role already counted.
+                if self.config.role == Role::Gateway {
+                    self.metrics.count_not_mcp(reason);
+                }
                 return;
             }
         };
