@@ -24,7 +24,8 @@ from pathlib import Path
 import httpx
 
 from rig import (REPO_ROOT, Rig, Variant, WrkResult, buffer_filter, machine_facts, mcp_body, native_mcp_filter,
-                 run_wrk, upstream_filter, REQUEST_HEADERS)
+                 run_wrk, upstream_filter, HEADER_TRACEPARENT, META_BAGGAGE, META_TRACEPARENT, REQUEST_HEADERS,
+                 SEEN_BAGGAGE, SEEN_TRACEPARENT)
 from e2e_lib.envoy import wasm_filter
 
 SIZES = {"1KB": 1_000, "64KB": 64_000, "1MB": 1_000_000}
@@ -50,8 +51,20 @@ def filter_counters(rig: Rig) -> dict[str, int]:
     return {name.rsplit(".", 1)[-1]: value for name, value in rig.front.stats("mcp_trace_filter").items()}
 
 
+# What the upstream must receive from each variant: (traceparent, baggage). Proves that the native
+# filter and ours really lift at every size, so the comparison is like for like.
+EXPECTED_UPSTREAM = {
+    "bare": (HEADER_TRACEPARENT, None),
+    "buffer": (HEADER_TRACEPARENT, None),
+    "native_mcp": (META_TRACEPARENT, META_BAGGAGE),
+    "ours": (META_TRACEPARENT, META_BAGGAGE),
+    "ours_all": (HEADER_TRACEPARENT, META_BAGGAGE),  # precedence: header; baggage: merge
+}
+
+
 def check_variants_work(rig: Rig, body_dir: Path) -> None:
-    """One request per variant and size before measuring: 200, and our filter did its job."""
+    """One request per variant and size before measuring: 200, the trace context each variant
+    should forward arrived upstream, and our filter's counters moved."""
     before = filter_counters(rig)
     for size_name in SIZES:
         body = (body_dir / f"{size_name}.json").read_bytes()
@@ -59,6 +72,9 @@ def check_variants_work(rig: Rig, body_dir: Path) -> None:
             r = httpx.post(rig.url(name), content=body, headers=REQUEST_HEADERS, timeout=30)
             if r.status_code != 200:
                 raise SystemExit(f"{name} answered {r.status_code} for {size_name}: {r.text[:200]}")
+            seen = (r.headers.get(SEEN_TRACEPARENT), r.headers.get(SEEN_BAGGAGE))
+            if seen != EXPECTED_UPSTREAM[name]:
+                raise SystemExit(f"{name} at {size_name}: upstream got {seen}, expected {EXPECTED_UPSTREAM[name]}")
     after = filter_counters(rig)
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     # `ours` lifts everything; `ours_all` keeps the header traceparent but lifts (merges) baggage,

@@ -39,6 +39,8 @@ REQUEST_HEADERS = {
     "Accept": "application/json, text/event-stream",
     "traceparent": HEADER_TRACEPARENT,
 }
+SEEN_TRACEPARENT = "x-upstream-saw-traceparent"
+SEEN_BAGGAGE = "x-upstream-saw-baggage"
 UPSTREAM_REPLY = '{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"ok"}],"isError":false}}'
 
 
@@ -163,7 +165,11 @@ def _upstream_bootstrap(port: int, admin_port: int) -> dict[str, Any]:
         "codec_type": "AUTO",
         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
             {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": UPSTREAM_REPLY}}}],
-            "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}]}]},
+            "response_headers_to_add": [
+                {"header": {"key": "content-type", "value": "application/json"}},
+                # What the upstream received, so the benchmark can check each variant's effect.
+                {"header": {"key": SEEN_TRACEPARENT, "value": "%REQ(traceparent)%"}},
+                {"header": {"key": SEEN_BAGGAGE, "value": "%REQ(baggage)%"}}]}]},
         "http_filters": [buffer_filter(), _router()],
     }
     return {
