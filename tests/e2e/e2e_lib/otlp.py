@@ -40,6 +40,8 @@ def _value(v: AnyValue) -> Any:
         return [_value(x) for x in v.array_value.values]
     if kind == "kvlist_value":
         return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
+    if kind == "bytes_value":
+        return v.bytes_value.hex()
     return getattr(v, kind)
 
 
@@ -55,6 +57,8 @@ class Span:
     status_message: str
     attributes: dict[str, Any] = field(default_factory=dict)
     flags: int = 0
+    start_ns: int = 0
+    end_ns: int = 0
 
     def __repr__(self) -> str:
         return (f"Span({self.service}:{self.name!r} {self.trace_id}/{self.span_id} parent={self.parent_span_id or '-'} "
@@ -79,15 +83,20 @@ def spans_of(request: ExportTraceServiceRequest) -> list[Span]:
                         status_message=s.status.message,
                         attributes={kv.key: _value(kv.value) for kv in s.attributes},
                         flags=s.flags,
+                        start_ns=s.start_time_unix_nano,
+                        end_ns=s.end_time_unix_nano,
                     )
                 )
     return out
 
 
 class OtlpReceiver:
-    """Collects spans from OTLP/HTTP exports. `endpoint` is the full `/v1/traces` URL."""
+    """Collects spans from OTLP/HTTP exports. `endpoint` is the full `/v1/traces` URL.
+    `on_spans`, when given, also sees every export's spans as they arrive (the demo writes them
+    to a file)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1",
+                 on_spans: Callable[[list[Span]], None] | None = None) -> None:
         self._spans: list[Span] = []
         self._lock = threading.Lock()
         self.requests = 0
@@ -139,9 +148,12 @@ class OtlpReceiver:
                     self.end_headers()
                     self.wfile.write(msg)
                     return
+                spans = spans_of(req)
                 with receiver._lock:
                     receiver.requests += 1
-                    receiver._spans.extend(spans_of(req))
+                    receiver._spans.extend(spans)
+                    if on_spans is not None:
+                        on_spans(spans)
                 out = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -149,7 +161,7 @@ class OtlpReceiver:
                 self.end_headers()
                 self.wfile.write(out)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
