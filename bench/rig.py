@@ -21,7 +21,7 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
 
-from e2e_lib.envoy import ENVOY_BIN, WASM_PATH, wasm_filter  # noqa: E402
+from e2e_lib.envoy import ENVOY_BIN, WASM_PATH, stop_process, wasm_filter  # noqa: E402
 from e2e_lib.ports import free_ports, wait_for_port  # noqa: E402
 
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_post.lua"
@@ -244,13 +244,7 @@ class Envoy:
         return match.group(1) if match else out.strip()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 class Rig:

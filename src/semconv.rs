@@ -210,8 +210,8 @@ mod tests {
             .and_then(|b| request_span(&b, &transport))
     }
 
-    #[test]
-    fn tools_call_gets_every_attribute() {
+    /// A `tools/call` of `get_weather` with id 7, session and protocol headers.
+    fn get_weather_call() -> RequestSpan {
         let transport = TransportHeaders {
             session_id: Some("sess-1"),
             protocol_version: Some("2025-06-18"),
@@ -223,6 +223,12 @@ mod tests {
         let Some(s) = s else {
             panic!("no span");
         };
+        s
+    }
+
+    #[test]
+    fn tools_call_gets_every_attribute() {
+        let s = get_weather_call();
         assert_eq!(s.name, "tools/call get_weather");
         assert_eq!(
             s.attributes,
@@ -327,17 +333,7 @@ mod tests {
 
     #[test]
     fn span_headers_carry_name_and_safe_attributes_only() {
-        let transport = TransportHeaders {
-            session_id: Some("sess-1"),
-            protocol_version: Some("2025-06-18"),
-        };
-        let s = span(
-            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_weather"}}"#,
-            transport,
-        );
-        let Some(s) = s else {
-            panic!("no span");
-        };
+        let s = get_weather_call();
         assert_eq!(
             span_headers(&s),
             vec![

@@ -141,6 +141,17 @@ def render_bootstrap(listeners: list[ListenerSpec], clusters: dict[str, int], ad
     }
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Ends a process we started, if it still runs: TERM, then KILL after 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 @dataclass
 class EnvoyProcess:
     """One running Envoy started by us; `stop()` ends exactly this PID."""
@@ -209,13 +220,7 @@ class EnvoyProcess:
             return None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
