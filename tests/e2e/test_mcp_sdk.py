@@ -4,20 +4,18 @@ no `traceparent` header; after the filter, the server must receive it as headers
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
 import pytest
 from e2e_lib.envoy import EnvoyProcess
 from e2e_lib.ports import wait_for_port
+from e2e_lib.recording_upstream import Recorded, read_recorded
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from opentelemetry import baggage, context, trace
@@ -28,22 +26,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 PEER_SCRIPT = Path(__file__).resolve().parent / "e2e_lib" / "mcp_peer.py"
 
 
-@dataclass(frozen=True)
-class Http:
-    """One HTTP request, as sent by the client or as received by the server."""
-
-    method: str
-    path: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def values(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k == name]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
 class McpPeer:
     """The MCP server subprocess and its request log."""
 
@@ -52,15 +34,8 @@ class McpPeer:
         self.record_path = record_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def received(self) -> list[Http]:
-        if not self.record_path.exists():
-            return []
-        out = []
-        for line in self.record_path.read_text().splitlines():
-            r = json.loads(line)
-            out.append(Http(r["method"], r["path"], [(k.lower(), v) for k, v in r["headers"]],
-                            base64.b64decode(r["body_b64"])))
-        return out
+    def received(self) -> list[Recorded]:
+        return read_recorded(self.record_path)
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +74,13 @@ def client_spans() -> InMemorySpanExporter:
     return exporter
 
 
-async def call_echo(url: str, text: str) -> tuple[str, list[Http]]:
+async def call_echo(url: str, text: str) -> tuple[str, list[Recorded]]:
     """One MCP session through `url`: call the `echo` tool with baggage `tenant=acme` in context.
     Returns the tool result text and every HTTP request the client sent (captured by an httpx2 hook)."""
-    sent: list[Http] = []
+    sent: list[Recorded] = []
 
     async def record(request: httpx2.Request) -> None:
-        sent.append(Http(request.method, request.url.path,
+        sent.append(Recorded(request.method, request.url.path,
                          [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers.raw],
                          request.content))
 
@@ -120,7 +95,7 @@ async def call_echo(url: str, text: str) -> tuple[str, list[Http]]:
     return "".join(getattr(c, "text", "") for c in result.content), sent
 
 
-def tools_call(requests: list[Http], text: str) -> Http:
+def tools_call(requests: list[Recorded], text: str) -> Recorded:
     """The single POST carrying tools/call echo(text)."""
     found = [r for r in requests if r.method == "POST" and r.body
              and isinstance(r.json(), dict) and r.json().get("method") == "tools/call"
@@ -129,7 +104,7 @@ def tools_call(requests: list[Http], text: str) -> Http:
     return found[0]
 
 
-def received_twin(peer: McpPeer, sent: Http) -> Http:
+def received_twin(peer: McpPeer, sent: Recorded) -> Recorded:
     """The server-side record of `sent`, matched by its exact body bytes (which the filter must keep)."""
     same = [r for r in peer.received() if r.method == sent.method and r.body == sent.body]
     assert len(same) == 1, f"server received {len(same)} requests with the exact body the client sent"

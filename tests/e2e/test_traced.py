@@ -11,14 +11,12 @@ json_response=True. Raw-HTTP cases replay a tools/call the SDK client really sen
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import pytest
 from e2e_lib.envoy import ENVOY_BIN, REPO_ROOT, WASM_PATH
 from e2e_lib.otlp import KIND_SERVER, STATUS_ERROR, STATUS_UNSET, OtlpReceiver, Span
 from e2e_lib.ports import free_ports, wait_for_port
+from e2e_lib.recording_upstream import Recorded, read_recorded
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -46,21 +45,6 @@ MODES = ("sse", "json")
 
 
 # --------------------------------------------------------------------------------------------- peers
-
-
-@dataclass(frozen=True)
-class Received:
-    """One HTTP request as the MCP server received it."""
-
-    method: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def values(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k == name]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 class Stack:
@@ -119,16 +103,10 @@ class Stack:
         for f in self._logs:
             f.close()
 
-    def received(self) -> list[Received]:
-        if not self.record.exists():
-            return []
-        out = []
-        for line in self.record.read_text().splitlines():
-            r = json.loads(line)
-            out.append(Received(r["method"], [(k.lower(), v) for k, v in r["headers"]], base64.b64decode(r["body_b64"])))
-        return out
+    def received(self) -> list[Recorded]:
+        return read_recorded(self.record)
 
-    def received_with(self, marker: str) -> Received:
+    def received_with(self, marker: str) -> Recorded:
         """The single request whose body contains `marker`."""
         found = [r for r in self.received() if marker.encode() in r.body]
         assert len(found) == 1, f"{len(found)} requests carry {marker!r}"

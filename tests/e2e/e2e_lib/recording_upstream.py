@@ -6,10 +6,14 @@ kept) and the exact body bytes (chunked transfer coding removed). Tests correlat
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 REPLY_BODY = b'{"jsonrpc":"2.0","id":1,"result":{}}'
 
@@ -34,6 +38,21 @@ class Recorded:
         vals = self.values(name)
         assert len(vals) <= 1, f"header {name!r} arrived {len(vals)} times: {vals!r}"
         return vals[0] if vals else None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def read_recorded(path: Path) -> list[Recorded]:
+    """The requests an MCP peer logged to `path` (JSON lines written by mcp_peer.py)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        headers = [(k.lower(), v) for k, v in r["headers"]]
+        out.append(Recorded(r["method"], r["path"], headers, base64.b64decode(r["body_b64"])))
+    return out
 
 
 class _Handler(BaseHTTPRequestHandler):
