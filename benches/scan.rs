@@ -11,7 +11,7 @@ mod bodies;
 
 use std::hint::black_box;
 
-use bodies::{tools_call, Shape};
+use bodies::{tools_call, SCAN_CASES};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mcp_trace_filter::config::Config;
 use mcp_trace_filter::mcp::scan;
@@ -21,17 +21,10 @@ use mcp_trace_filter::semconv::{request_span, TransportHeaders};
 const KIB: usize = 1024;
 
 fn scanner(c: &mut Criterion) {
-    let cases = [
-        (Shape::Mixed, KIB, "1KiB"),
-        (Shape::Mixed, 64 * KIB, "64KiB"),
-        (Shape::Mixed, 1024 * KIB, "1MiB"),
-        (Shape::Strings, 64 * KIB, "64KiB"),
-        (Shape::Structure, 64 * KIB, "64KiB"),
-    ];
     let config = Config::default();
     let arrived = ArrivedHeaders::default();
     let transport = TransportHeaders::default();
-    for (shape, size, label) in cases {
+    for (shape, size, label) in SCAN_CASES {
         let body = tools_call(shape, size);
         let mut group = c.benchmark_group(format!("scan/{}", shape.name()));
         group.throughput(Throughput::BytesDecimal(body.len() as u64));

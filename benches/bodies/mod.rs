@@ -12,6 +12,17 @@ const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-
 const TRACESTATE: &str = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,vendor@tenant=opaque-value";
 const BAGGAGE: &str = "userId=alice,serverNode=DF%2028,isProduction=false;ttl=30";
 
+const KIB: usize = 1024;
+
+/// The scanner measurements, natively and inside V8: (shape, target size, size label).
+pub const SCAN_CASES: [(Shape, usize, &str); 5] = [
+    (Shape::Mixed, KIB, "1KiB"),
+    (Shape::Mixed, 64 * KIB, "64KiB"),
+    (Shape::Mixed, 1024 * KIB, "1MiB"),
+    (Shape::Strings, 64 * KIB, "64KiB"),
+    (Shape::Structure, 64 * KIB, "64KiB"),
+];
+
 /// What fills `params.arguments`; each shape stresses a different part of the scanner.
 #[derive(Clone, Copy)]
 pub enum Shape {

@@ -7,12 +7,11 @@
 #[path = "../../../benches/bodies/mod.rs"]
 mod bodies;
 
-use bodies::{tools_call, Shape};
+use bodies::{tools_call, SCAN_CASES};
 use mcp_trace_filter::mcp::scan;
 use std::hint::black_box;
 use std::time::Instant;
 
-const KIB: usize = 1024;
 /// Bytes to push through each measurement: long enough for V8's optimising tier to take over.
 const VOLUME: usize = 512 * 1024 * 1024;
 
@@ -35,14 +34,7 @@ fn throughput(body: &[u8], work: impl Fn(&[u8]) -> bool) -> f64 {
 fn main() {
     println!("| body | bytes | mcp_scan MB/s | µs per body | serde_json::Value MB/s |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    let cases = [
-        (Shape::Mixed, KIB, "1KiB"),
-        (Shape::Mixed, 64 * KIB, "64KiB"),
-        (Shape::Mixed, 1024 * KIB, "1MiB"),
-        (Shape::Strings, 64 * KIB, "64KiB"),
-        (Shape::Structure, 64 * KIB, "64KiB"),
-    ];
-    for (shape, size, size_label) in cases {
+    for (shape, size, size_label) in SCAN_CASES {
         let label = format!("{} {size_label}", shape.name());
         let body = tools_call(shape, size);
         let scanned = throughput(&body, |b| scan(b).is_ok());
