@@ -7,6 +7,18 @@
 use crate::plan::{BAGGAGE, TRACEPARENT, TRACESTATE};
 use crate::semconv::OWNED_HEADERS;
 
+/// The names read into [`RequestHeaders`], in the order of its fields.
+const READ: [&str; 8] = [
+    ":method",
+    "content-type",
+    "content-length",
+    TRACEPARENT,
+    TRACESTATE,
+    BAGGAGE,
+    "mcp-session-id",
+    "mcp-protocol-version",
+];
+
 /// The headers of one request the filter uses: first value of each, as a per-name lookup gives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestHeaders {
@@ -36,16 +48,19 @@ impl RequestHeaders {
                 }
                 continue;
             }
-            let slot = match name.to_ascii_lowercase().as_str() {
-                ":method" => &mut headers.method,
-                "content-type" => &mut headers.content_type,
-                "content-length" => &mut headers.content_length,
-                TRACEPARENT => &mut headers.traceparent,
-                TRACESTATE => &mut headers.tracestate,
-                BAGGAGE => &mut headers.baggage,
-                "mcp-session-id" => &mut headers.session_id,
-                "mcp-protocol-version" => &mut headers.protocol_version,
-                _ => continue,
+            // Case-insensitive without allocating: some hosts keep HTTP/1 names as sent.
+            let Some(index) = READ.iter().position(|read| read.eq_ignore_ascii_case(name)) else {
+                continue;
+            };
+            let slot = match index {
+                0 => &mut headers.method,
+                1 => &mut headers.content_type,
+                2 => &mut headers.content_length,
+                3 => &mut headers.traceparent,
+                4 => &mut headers.tracestate,
+                5 => &mut headers.baggage,
+                6 => &mut headers.session_id,
+                _ => &mut headers.protocol_version,
             };
             if slot.is_none() {
                 *slot = Some(value.to_owned());

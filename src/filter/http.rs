@@ -187,6 +187,11 @@ impl HttpContext for McpRequest {
         if !gate::is_json_post(headers.method.as_deref(), headers.content_type.as_deref()) {
             return Action::Continue;
         }
+        // The upstream role only rewrites the body to match a `traceparent` header: without
+        // one there is nothing to do, so the body is not held.
+        if self.config.role == Role::Upstream && headers.traceparent.is_none() {
+            return Action::Continue;
+        }
         let content_length = headers.content_length.as_deref();
         if gate::declared_oversize(content_length, self.config.max_body_bytes) {
             self.metrics.count_oversize();
