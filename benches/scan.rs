@@ -14,8 +14,10 @@ use std::hint::black_box;
 use bodies::{tools_call, SCAN_CASES};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mcp_trace_filter::config::Config;
+use mcp_trace_filter::digest::digest;
 use mcp_trace_filter::mcp::scan;
 use mcp_trace_filter::plan::{plan, ArrivedHeaders};
+use mcp_trace_filter::routing_headers::RoutingHeaders;
 use mcp_trace_filter::semconv::{request_span, TransportHeaders};
 
 const KIB: usize = 1024;
@@ -42,12 +44,16 @@ fn scanner(c: &mut Criterion) {
         // What the filter does per request once the body is buffered.
         group.bench_with_input(BenchmarkId::new("core_path", label), &body, |b, body| {
             b.iter(|| {
-                let scanned = scan(black_box(body)).ok()?;
-                let planned = plan(&config, &arrived, &scanned);
-                Some((planned, request_span(&scanned, &transport)))
+                let digest = digest(black_box(body), &RoutingHeaders::default()).ok()?;
+                let planned = plan(&config, &arrived, &digest);
+                let span = digest
+                    .request
+                    .as_ref()
+                    .and_then(|request| request_span(request, &transport));
+                Some((planned, span))
             })
         });
-        // The floor every body pays: the scanner first checks the whole body is UTF-8.
+        // The floor of any pass over the bytes.
         group.bench_with_input(BenchmarkId::new("utf8_check", label), &body, |b, body| {
             b.iter(|| std::str::from_utf8(black_box(body)).is_ok())
         });

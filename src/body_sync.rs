@@ -3,53 +3,48 @@
 //! must carry the proxy's context too, or the server span becomes the proxy span's sibling.
 //!
 //! A version-00 `traceparent` is always 55 bytes, so it is replaced in place: the body keeps
-//! its length and every other byte.
+//! its length and every other byte. Only the copies of the context the proxy continued are
+//! rewritten ([`Digest::context_ranges`]); another message of a batch with its own context
+//! belongs to another trace and keeps it.
 
-use crate::mcp::{MetaValue, ScannedBody};
+use crate::digest::{Digest, VERSION_00_LENGTH};
 use crate::trace_context::TraceParent;
 
-const VERSION_00_LENGTH: usize = 55;
-
-/// The body with every usable `_meta.traceparent` replaced by `upstream` (the `traceparent`
-/// the upstream request carries), or `None` when nothing needs to change. Values written with
-/// JSON escapes are left alone: their raw length differs, so an in-place write is impossible.
-pub fn sync_traceparent(body: &[u8], scanned: &ScannedBody, upstream: &str) -> Option<Vec<u8>> {
-    let parsed = TraceParent::parse(upstream)?;
-    if parsed.version != 0 || upstream.len() != VERSION_00_LENGTH {
-        return None;
+/// Rewrites, in `body`, every copy of the context's `_meta.traceparent` to `upstream` (the
+/// `traceparent` the upstream request carries); returns whether any byte changed. Nothing
+/// changes unless `upstream` is a valid version-00 value.
+pub fn sync_traceparent(body: &mut [u8], digest: &Digest, upstream: &str) -> bool {
+    let valid = TraceParent::parse(upstream).is_some_and(|p| p.version == 0);
+    if !valid || upstream.len() != VERSION_00_LENGTH {
+        return false;
     }
-    let mut synced: Option<Vec<u8>> = None;
-    for message in &scanned.messages {
-        let Some(MetaValue::Text(text)) = &message.meta.traceparent else {
-            continue;
-        };
-        let replaceable = !text.escaped
-            && text.raw.len() == VERSION_00_LENGTH
-            && TraceParent::parse(&text.value).is_some()
-            && text.value != upstream;
-        if !replaceable {
-            continue;
-        }
-        let target = synced.get_or_insert_with(|| body.to_vec());
-        if let Some(slot) = target.get_mut(text.raw.clone()) {
-            slot.copy_from_slice(upstream.as_bytes());
+    let mut changed = false;
+    for range in &digest.context_ranges {
+        if let Some(slot) = body.get_mut(range.clone()) {
+            if slot != upstream.as_bytes() && slot.len() == VERSION_00_LENGTH {
+                slot.copy_from_slice(upstream.as_bytes());
+                changed = true;
+            }
         }
     }
-    synced
+    changed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::scan;
+    use crate::digest::digest;
+    use crate::routing_headers::RoutingHeaders;
 
     const CLIENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03";
+    const OTHER: &str = "00-11111111111111111111111111111111-2222222222222222-01";
     const PROXY: &str = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
 
     fn sync(body: &str, upstream: &str) -> Option<String> {
-        let scanned = scan(body.as_bytes()).ok()?;
-        sync_traceparent(body.as_bytes(), &scanned, upstream)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        let digest = digest(body.as_bytes(), &RoutingHeaders::default()).ok()?;
+        let mut bytes = body.as_bytes().to_vec();
+        sync_traceparent(&mut bytes, &digest, upstream)
+            .then(|| String::from_utf8_lossy(&bytes).into_owned())
     }
 
     #[test]
@@ -86,12 +81,21 @@ mod tests {
     }
 
     #[test]
-    fn every_message_of_a_batch() {
+    fn every_copy_of_the_context_in_a_batch() {
         let body = format!(
             r#"[{{"params":{{"_meta":{{"traceparent":"{CLIENT}"}}}}}},{{"params":{{}}}},{{"params":{{"_meta":{{"traceparent":"{CLIENT}"}}}}}}]"#
         );
         let synced = sync(&body, PROXY).unwrap_or_default();
         assert_eq!(synced.matches(PROXY).count(), 2);
         assert!(!synced.contains(CLIENT));
+    }
+
+    #[test]
+    fn another_context_in_a_batch_keeps_its_own() {
+        let body = format!(
+            r#"[{{"id":1,"method":"tools/call","params":{{"_meta":{{"traceparent":"{CLIENT}"}}}}}},{{"id":2,"method":"tools/call","params":{{"_meta":{{"traceparent":"{OTHER}"}}}}}}]"#
+        );
+        let expected = body.replacen(CLIENT, PROXY, 1);
+        assert_eq!(sync(&body, PROXY), Some(expected));
     }
 }

@@ -48,6 +48,19 @@ pub enum Role {
     Upstream,
 }
 
+/// What to do when the `Mcp-Method` / `Mcp-Name` request headers (MCP 2026-07-28, SEP-2243)
+/// contradict the body. A gateway that routes or authorises on the headers while the server acts
+/// on the body would be bypassed, so the specification tells an intermediary that reads the body
+/// to reject such a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeaderMismatch {
+    /// Answer HTTP 400 with a JSON-RPC `HeaderMismatch` error (-32020); counted.
+    #[default]
+    Reject,
+    /// Only count it and let the request continue.
+    Count,
+}
+
 /// The validated configuration. `Config::default()` is what `{}` means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -57,6 +70,11 @@ pub struct Config {
     /// Also publish the span name and attributes as request headers (`x-mcp-*` and
     /// `x-envoy-decorator-operation`), for a second listener or a backend to read.
     pub span_headers: bool,
+    /// Publish the span name and attributes as filter state (`wasm.<key>`) for the proxy's
+    /// tracer, and watch the response for the outcome. Off by default: a listener without a
+    /// tracer has no reader for it.
+    pub span_metadata: bool,
+    pub header_mismatch: HeaderMismatch,
     pub role: Role,
 }
 
@@ -67,6 +85,8 @@ impl Default for Config {
             baggage: BaggageMode::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             span_headers: false,
+            span_metadata: false,
+            header_mismatch: HeaderMismatch::default(),
             role: Role::default(),
         }
     }
@@ -122,13 +142,14 @@ impl Config {
                 "baggage" => config.baggage = parse_baggage_mode(key, value)?,
                 "max_body_bytes" => config.max_body_bytes = parse_body_limit(key, value)?,
                 "span_headers" => config.span_headers = expect_bool(key, value)?,
+                "span_metadata" => config.span_metadata = expect_bool(key, value)?,
+                "header_mismatch" => config.header_mismatch = parse_header_mismatch(key, value)?,
                 "role" => config.role = parse_role(key, value)?,
                 host_key if host_key.starts_with('_') => {}
                 unknown => {
                     return Err(error(
                         unknown,
-                        "unknown key (expected one of: precedence, baggage, max_body_bytes, \
-                         span_headers, role)",
+                        format!("unknown key (expected one of: {})", KEYS.join(", ")),
                     ))
                 }
             }
@@ -136,6 +157,17 @@ impl Config {
         Ok(config)
     }
 }
+
+/// Every key the configuration accepts, in the order the README lists them.
+pub const KEYS: [&str; 7] = [
+    "precedence",
+    "baggage",
+    "max_body_bytes",
+    "span_metadata",
+    "span_headers",
+    "header_mismatch",
+    "role",
+];
 
 fn expect_str<'v>(key: &str, value: &'v Value) -> Result<&'v str, ConfigError> {
     value
@@ -159,6 +191,17 @@ fn parse_role(key: &str, value: &Value) -> Result<Role, ConfigError> {
         other => Err(error(
             key,
             format!("must be \"gateway\" or \"upstream\", got {other:?}"),
+        )),
+    }
+}
+
+fn parse_header_mismatch(key: &str, value: &Value) -> Result<HeaderMismatch, ConfigError> {
+    match expect_str(key, value)? {
+        "reject" => Ok(HeaderMismatch::Reject),
+        "count" => Ok(HeaderMismatch::Count),
+        other => Err(error(
+            key,
+            format!("must be \"reject\" or \"count\", got {other:?}"),
         )),
     }
 }
@@ -241,7 +284,8 @@ mod tests {
     fn every_key_parses() {
         let config = parse(
             r#"{"precedence":"header","baggage":"merge","max_body_bytes":4096,
-                "span_headers":true,"role":"upstream"}"#,
+                "span_headers":true,"span_metadata":true,"header_mismatch":"count",
+                "role":"upstream"}"#,
         );
         assert_eq!(
             config,
@@ -250,6 +294,8 @@ mod tests {
                 baggage: BaggageMode::Merge,
                 max_body_bytes: 4096,
                 span_headers: true,
+                span_metadata: true,
+                header_mismatch: HeaderMismatch::Count,
                 role: Role::Upstream,
             })
         );
@@ -278,12 +324,30 @@ mod tests {
             (r#"{"precedance":"meta"}"#, "precedance"),
             (r#"{"span_headers":"yes"}"#, "span_headers"),
             (r#"{"role":"edge"}"#, "role"),
+            (r#"{"span_metadata":1}"#, "span_metadata"),
+            (r#"{"header_mismatch":"allow"}"#, "header_mismatch"),
+            (r#"{"header_mismatch":false}"#, "header_mismatch"),
         ];
         for (text, key) in cases {
             let err = parse(text).err();
             assert_eq!(err.as_ref().map(|e| e.key.as_str()), Some(key), "{text}");
             let message = err.map(|e| e.to_string()).unwrap_or_default();
             assert!(message.contains(&format!("`{key}`")), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_unknown_key_message_lists_every_key() {
+        let message = parse(r#"{"precedance":"meta"}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for key in KEYS {
+            let document = format!(r#"{{"{key}":{{}}}}"#);
+            // Every listed key is known: an object value is a type error, not an unknown key.
+            let err = parse(&document).err().map(|e| e.reason).unwrap_or_default();
+            assert!(!err.starts_with("unknown key"), "{key}: {err}");
+            assert!(message.contains(key), "{message} lacks {key}");
         }
     }
 

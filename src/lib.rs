@@ -6,11 +6,13 @@
 
 pub mod body_sync;
 pub mod config;
+pub mod digest;
 pub mod gate;
 pub mod mcp;
 pub mod plan;
 pub mod request_headers;
 pub mod response;
+pub mod routing_headers;
 pub mod semconv;
 pub mod trace_context;
 

@@ -5,7 +5,9 @@
 //! and an invalid `_meta` value never removes a valid header value.
 
 use crate::config::{BaggageMode, Config, Precedence};
-use crate::mcp::{Message, MetaValue, ScannedBody};
+use crate::digest::Digest;
+use crate::mcp::{Message, MetaValue};
+use crate::trace_context::tracestate::MAX_FORWARDED_LEN;
 use crate::trace_context::{Baggage, TraceParent, TraceState};
 
 pub const TRACEPARENT: &str = "traceparent";
@@ -34,6 +36,8 @@ pub enum Outcome {
     Lifted,
     /// `_meta` carried a valid context but the configuration kept the header's.
     HeaderKept,
+    /// `_meta` carried only valid baggage, which `baggage: drop` discards.
+    Dropped,
     /// `_meta` carried trace values, none usable.
     InvalidContext,
     /// No `_meta` trace values at all.
@@ -51,8 +55,8 @@ pub struct Plan {
 
 /// The `_meta` values of the message that provides the context, validated.
 #[derive(Default)]
-struct MetaContext<'a> {
-    traceparent: Option<&'a str>,
+struct MetaContext {
+    traceparent: Option<TraceParent>,
     tracestate: Option<TraceState>,
     baggage: Option<Baggage>,
     present: bool,
@@ -60,33 +64,31 @@ struct MetaContext<'a> {
 }
 
 /// Plans the header changes for one request.
-pub fn plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &ScannedBody) -> Plan {
+pub fn plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &Digest) -> Plan {
     let meta = body
-        .messages
-        .iter()
-        .find(|message| has_valid_traceparent(message))
-        .or_else(|| {
-            body.messages
-                .iter()
-                .find(|message| message.meta.has_trace_fields())
-        })
-        .map(validate_meta)
+        .context
+        .as_ref()
+        .map(|message| validate_meta(message, body.context_parent))
         .unwrap_or_default();
 
     let mut changes = Vec::new();
-    let header_parent_valid = arrived.traceparent.and_then(TraceParent::parse).is_some();
     let mut header_kept = false;
-    if let Some(traceparent) = meta.traceparent {
-        if config.precedence == Precedence::Meta || !header_parent_valid {
-            lift_context(traceparent, meta.tracestate.as_ref(), arrived, &mut changes);
-        } else {
+    let mut dropped = false;
+    if let Some(traceparent) = &meta.traceparent {
+        // Parsed only when the header could win.
+        let header_wins = config.precedence == Precedence::Header
+            && arrived.traceparent.and_then(TraceParent::parse).is_some();
+        if header_wins {
             header_kept = true;
+        } else {
+            lift_context(traceparent, meta.tracestate.as_ref(), arrived, &mut changes);
         }
     }
     if let Some(baggage) = &meta.baggage {
         match baggage_change(config.baggage, baggage, arrived.baggage) {
-            Some(change) => changes.push(change),
-            None => header_kept = true,
+            BaggageDecision::Set(value) => changes.push(HeaderChange::Set(BAGGAGE, value)),
+            BaggageDecision::HeaderKept => header_kept = true,
+            BaggageDecision::Dropped => dropped = true,
         }
     }
 
@@ -94,6 +96,8 @@ pub fn plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &ScannedBody) -
         Outcome::Lifted
     } else if header_kept {
         Outcome::HeaderKept
+    } else if dropped {
+        Outcome::Dropped
     } else if meta.present {
         Outcome::InvalidContext
     } else {
@@ -104,16 +108,6 @@ pub fn plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &ScannedBody) -
         outcome,
         invalid_values: meta.invalid_values,
     }
-}
-
-fn has_valid_traceparent(message: &Message) -> bool {
-    message
-        .meta
-        .traceparent
-        .as_ref()
-        .and_then(MetaValue::text)
-        .and_then(TraceParent::parse)
-        .is_some()
 }
 
 /// A `_meta` value after validation.
@@ -146,17 +140,16 @@ impl<T> Checked<T> {
     }
 }
 
-/// Validates each `_meta` trace value of `message`, counting the ones that are dropped.
-fn validate_meta(message: &Message) -> MetaContext<'_> {
+/// Validates each `_meta` trace value of `message`, counting the ones that are dropped. The
+/// `traceparent` was already parsed by the digest (`parent`).
+fn validate_meta(message: &Message, parent: Option<TraceParent>) -> MetaContext {
     let meta = &message.meta;
-    let traceparent = Checked::new(&meta.traceparent, |text| {
-        TraceParent::parse(text).map(|_| text)
-    });
+    let traceparent_invalid = meta.traceparent.is_some() && parent.is_none();
     let tracestate = Checked::new(&meta.tracestate, TraceState::parse);
     let baggage = Checked::new(&meta.baggage, Baggage::parse);
     let invalid_values = [
         meta.not_an_object,
-        traceparent.is_invalid(),
+        traceparent_invalid,
         tracestate.is_invalid(),
         baggage.is_invalid(),
     ]
@@ -164,7 +157,7 @@ fn validate_meta(message: &Message) -> MetaContext<'_> {
     .map(u32::from)
     .sum();
     MetaContext {
-        traceparent: traceparent.valid(),
+        traceparent: parent,
         tracestate: tracestate.valid(),
         baggage: baggage.valid().filter(|baggage| !baggage.is_empty()),
         present: meta.has_trace_fields(),
@@ -172,37 +165,50 @@ fn validate_meta(message: &Message) -> MetaContext<'_> {
     }
 }
 
-/// Lifts a `_meta` context: its `traceparent` verbatim and its own `tracestate` or none.
+/// Lifts a `_meta` context: its `traceparent` in the version-00 form (which every tracer reads;
+/// a later version's extra fields are dropped, as W3C tells a version-00 participant to do) and
+/// its own `tracestate`, cut to [`MAX_FORWARDED_LEN`], or none.
 fn lift_context(
-    traceparent: &str,
+    traceparent: &TraceParent,
     tracestate: Option<&TraceState>,
     arrived: &ArrivedHeaders<'_>,
     changes: &mut Vec<HeaderChange>,
 ) {
-    changes.push(HeaderChange::Set(TRACEPARENT, traceparent.to_owned()));
-    match tracestate.filter(|state| !state.is_empty()) {
-        Some(state) => changes.push(HeaderChange::Set(TRACESTATE, state.to_header_value())),
+    changes.push(HeaderChange::Set(
+        TRACEPARENT,
+        traceparent.to_header_value(),
+    ));
+    match tracestate.and_then(|state| state.to_bounded_header_value(MAX_FORWARDED_LEN)) {
+        Some(state) => changes.push(HeaderChange::Set(TRACESTATE, state)),
         None if arrived.tracestate.is_some() => changes.push(HeaderChange::Remove(TRACESTATE)),
         None => {}
     }
 }
 
-/// The baggage header change for a valid `_meta` baggage, or `None` when the header's stays.
-fn baggage_change(
-    mode: BaggageMode,
-    meta: &Baggage,
-    arrived: Option<&str>,
-) -> Option<HeaderChange> {
-    let arrived_valid = arrived.and_then(Baggage::parse);
+/// What becomes of a valid `_meta` baggage.
+enum BaggageDecision {
+    Set(String),
+    /// A valid header baggage stays, by configuration.
+    HeaderKept,
+    /// `baggage: drop`.
+    Dropped,
+}
+
+/// The baggage decision for a valid `_meta` baggage. A header value only counts when it is
+/// valid, as for `traceparent`: `baggage: header` keeps a valid header and lets `_meta` replace
+/// an invalid one.
+fn baggage_change(mode: BaggageMode, meta: &Baggage, arrived: Option<&str>) -> BaggageDecision {
     let value = match mode {
-        BaggageMode::Drop => return None,
+        BaggageMode::Drop => return BaggageDecision::Dropped,
         BaggageMode::Meta => meta.to_header_value(),
-        BaggageMode::Header if arrived.is_some() => return None,
-        BaggageMode::Header => meta.to_header_value(),
-        BaggageMode::Merge => match &arrived_valid {
-            Some(header) => Baggage::merge(meta, header).to_header_value(),
+        BaggageMode::Header => match arrived.and_then(Baggage::parse) {
+            Some(_) => return BaggageDecision::HeaderKept,
+            None => meta.to_header_value(),
+        },
+        BaggageMode::Merge => match arrived.and_then(Baggage::parse) {
+            Some(header) => Baggage::merge(meta, &header).to_header_value(),
             None => meta.to_header_value(),
         },
     };
-    Some(HeaderChange::Set(BAGGAGE, value))
+    BaggageDecision::Set(value)
 }

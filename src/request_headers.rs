@@ -8,7 +8,7 @@ use crate::plan::{BAGGAGE, TRACEPARENT, TRACESTATE};
 use crate::semconv::OWNED_HEADERS;
 
 /// The names read into [`RequestHeaders`], in the order of its fields.
-const READ: [&str; 8] = [
+const READ: [&str; 10] = [
     ":method",
     "content-type",
     "content-length",
@@ -17,6 +17,8 @@ const READ: [&str; 8] = [
     BAGGAGE,
     "mcp-session-id",
     "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
 ];
 
 /// The headers of one request the filter uses: first value of each, as a per-name lookup gives.
@@ -30,6 +32,10 @@ pub struct RequestHeaders {
     pub baggage: Option<String>,
     pub session_id: Option<String>,
     pub protocol_version: Option<String>,
+    /// `Mcp-Method` (SEP-2243).
+    pub mcp_method: Option<String>,
+    /// `Mcp-Name` (SEP-2243).
+    pub mcp_name: Option<String>,
     /// The filter-owned headers the client sent (each once), to be removed.
     pub owned_present: Vec<&'static str>,
 }
@@ -60,7 +66,9 @@ impl RequestHeaders {
                 4 => &mut headers.tracestate,
                 5 => &mut headers.baggage,
                 6 => &mut headers.session_id,
-                _ => &mut headers.protocol_version,
+                7 => &mut headers.protocol_version,
+                8 => &mut headers.mcp_method,
+                _ => &mut headers.mcp_name,
             };
             if slot.is_none() {
                 *slot = Some(value.to_owned());
@@ -95,6 +103,25 @@ pub fn parse_header_pairs(bytes: &[u8]) -> Option<Vec<(&str, &str)>> {
         }
     }
     Some(pairs)
+}
+
+/// Encodes `(name, value)` pairs in the layout [`parse_header_pairs`] reads.
+pub fn serialize_header_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let as_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    let data: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(4 + pairs.len() * 8 + data);
+    out.extend(as_u32(pairs.len()));
+    for (name, value) in pairs {
+        out.extend(as_u32(name.len()));
+        out.extend(as_u32(value.len()));
+    }
+    for (name, value) in pairs {
+        out.extend(name.as_bytes());
+        out.push(0);
+        out.extend(value.as_bytes());
+        out.push(0);
+    }
+    out
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
@@ -142,6 +169,21 @@ mod tests {
     }
 
     #[test]
+    fn serialised_pairs_decode_to_themselves() {
+        let pairs = [
+            ("content-type", "application/json"),
+            ("x-empty", ""),
+            ("a", "1"),
+        ];
+        let bytes = serialize_header_pairs(&pairs);
+        assert_eq!(
+            bytes,
+            serialise(&pairs.map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+        );
+        assert_eq!(parse_header_pairs(&bytes), Some(pairs.to_vec()));
+    }
+
+    #[test]
     fn skips_pairs_that_are_not_utf8() {
         let bytes = serialise(&[(b"x-bin", b"\xff\xfe"), (b"traceparent", b"v")]);
         assert_eq!(parse_header_pairs(&bytes), Some(vec![("traceparent", "v")]));
@@ -177,6 +219,8 @@ mod tests {
             ("x-envoy-decorator-operation", "forged"),
             ("Mcp-Session-Id", "s1"),
             ("mcp-protocol-version", "2025-06-18"),
+            ("Mcp-Method", "tools/call"),
+            ("mcp-name", "get_weather"),
             ("baggage", "k=v"),
             ("tracestate", "a=b"),
             ("content-length", "12"),
@@ -190,6 +234,8 @@ mod tests {
         assert_eq!(headers.baggage.as_deref(), Some("k=v"));
         assert_eq!(headers.session_id.as_deref(), Some("s1"));
         assert_eq!(headers.protocol_version.as_deref(), Some("2025-06-18"));
+        assert_eq!(headers.mcp_method.as_deref(), Some("tools/call"));
+        assert_eq!(headers.mcp_name.as_deref(), Some("get_weather"));
         assert_eq!(
             headers.owned_present,
             vec!["x-mcp-tool-name", "x-envoy-decorator-operation"]

@@ -5,7 +5,7 @@
 //! into events as they stream; only the unfinished event is carried between chunks, and the
 //! carry is bounded.
 
-use crate::mcp::{scan, Message, RequestId};
+use crate::mcp::{scan_each, Message, RequestId};
 
 /// The outcome of a JSON-RPC request as seen in its response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,11 +192,15 @@ impl ResponseWatcher {
     }
 
     /// The outcome carried by `document` if it holds the response to the watched request.
+    /// Messages are visited one at a time, so a huge batch costs no memory beyond one message.
     fn outcome_in(&self, document: &[u8]) -> Option<ResponseOutcome> {
-        let body = scan(document).ok()?;
-        body.messages
-            .iter()
-            .find(|m| m.method.is_none() && m.id == self.request_id)
-            .map(ResponseOutcome::of)
+        let mut outcome = None;
+        scan_each(document, |message| {
+            if outcome.is_none() && message.method.is_none() && message.id == self.request_id {
+                outcome = Some(ResponseOutcome::of(&message));
+            }
+        })
+        .ok()?;
+        outcome
     }
 }

@@ -1,7 +1,7 @@
 //! OpenTelemetry MCP semantic conventions: the span name and attributes of an MCP request,
 //! derived from the scanned message and the MCP transport headers.
 
-use crate::mcp::{Message, RequestId, ScannedBody};
+use crate::mcp::{Message, RequestId};
 
 pub const METHOD_NAME: &str = "mcp.method.name";
 pub const TOOL_NAME: &str = "gen_ai.tool.name";
@@ -71,6 +71,45 @@ pub const OWNED_HEADERS: [&str; 9] = [
 /// tool name cannot blow up span storage.
 pub const MAX_VALUE_BYTES: usize = 256;
 
+/// What `mcp.method.name` and the span name become for a method outside the MCP method set, so
+/// a client cannot mint span names (unbounded cardinality) or smuggle text into them.
+pub const OTHER_METHOD: &str = "_OTHER";
+
+/// The methods of the MCP specification (2024-11-05 to 2026-07-28), requests and notifications.
+pub const MCP_METHODS: [&str; 31] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "logging/setLevel",
+    "sampling/createMessage",
+    "elicitation/create",
+    "roots/list",
+    "tasks/get",
+    "tasks/result",
+    "tasks/list",
+    "tasks/cancel",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/message",
+    "notifications/resources/updated",
+    "notifications/resources/list_changed",
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/roots/list_changed",
+    "notifications/elicitation/complete",
+    "notifications/tasks/status",
+];
+
 /// The MCP transport headers that carry span attributes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TransportHeaders<'a> {
@@ -99,15 +138,14 @@ impl RequestSpan {
     }
 }
 
-/// The span of the first message with a method (the request a batch is traced as); `None`
-/// when no message is a request or notification.
-pub fn request_span(body: &ScannedBody, transport: &TransportHeaders<'_>) -> Option<RequestSpan> {
-    let message = body.messages.iter().find(|m| m.method.is_some())?;
-    let method = bounded(message.method.as_deref()?);
-    let target = target(message, &method);
+/// The span of `message`, the request a body is traced as (a batch: its first message with a
+/// method); `None` when it has no method. Every value is [`sanitized`].
+pub fn request_span(message: &Message, transport: &TransportHeaders<'_>) -> Option<RequestSpan> {
+    let method = known_method(message.method.as_deref()?);
+    let target = target(message, method);
     let name = match &target {
         Some(target) => format!("{method} {target}"),
-        None => method.clone(),
+        None => method.to_owned(),
     };
     let mut attributes = Vec::with_capacity(8);
     let mut add = |key: &'static str, value: Option<String>| {
@@ -115,18 +153,22 @@ pub fn request_span(body: &ScannedBody, transport: &TransportHeaders<'_>) -> Opt
             attributes.push((key, value));
         }
     };
-    add(METHOD_NAME, Some(method.clone()));
-    match method.as_str() {
+    add(METHOD_NAME, Some(method.to_owned()));
+    match method {
         "tools/call" => add(TOOL_NAME, target),
         "prompts/get" => add(PROMPT_NAME, target),
         _ => {}
     }
     if method.starts_with("resources/") {
-        add(RESOURCE_URI, message.uri.as_deref().map(bounded));
+        add(RESOURCE_URI, message.uri.as_deref().map(sanitized));
     }
     add(REQUEST_ID, message.id.as_ref().and_then(id_text));
-    add(SESSION_ID, transport.session_id.map(bounded));
-    add(PROTOCOL_VERSION, transport.protocol_version.map(bounded));
+    add(SESSION_ID, transport.session_id.map(sanitized));
+    // MCP 2026-07-28 carries the version in every request's `_meta` and drops the header.
+    let protocol_version = transport
+        .protocol_version
+        .or(message.meta.protocol_version.as_deref());
+    add(PROTOCOL_VERSION, protocol_version.map(sanitized));
     if method == "tools/call" {
         add(OPERATION_NAME, Some("execute_tool".to_owned()));
     }
@@ -136,7 +178,7 @@ pub fn request_span(body: &ScannedBody, transport: &TransportHeaders<'_>) -> Opt
             .jsonrpc
             .as_deref()
             .filter(|v| *v != "2.0")
-            .map(bounded),
+            .map(sanitized),
     );
     add(NETWORK_TRANSPORT, Some("tcp".to_owned()));
     Some(RequestSpan {
@@ -146,10 +188,19 @@ pub fn request_span(body: &ScannedBody, transport: &TransportHeaders<'_>) -> Opt
     })
 }
 
+/// The method itself when it is an MCP method, else [`OTHER_METHOD`].
+pub fn known_method(method: &str) -> &'static str {
+    MCP_METHODS
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or(OTHER_METHOD)
+}
+
 /// The tool or prompt name a span is named after.
 fn target(message: &Message, method: &str) -> Option<String> {
     match method {
-        "tools/call" | "prompts/get" => message.name.as_deref().map(bounded),
+        "tools/call" | "prompts/get" => message.name.as_deref().map(sanitized),
         _ => None,
     }
 }
@@ -157,21 +208,24 @@ fn target(message: &Message, method: &str) -> Option<String> {
 /// The id as an attribute value; a null id is treated as absent.
 fn id_text(id: &RequestId) -> Option<String> {
     match id {
-        RequestId::Number(text) | RequestId::String(text) => Some(bounded(text)),
+        RequestId::Number(text) | RequestId::String(text) => Some(sanitized(text)),
         RequestId::Null => None,
     }
 }
 
-/// Cuts `value` to at most [`MAX_VALUE_BYTES`] at a character boundary.
-pub fn bounded(value: &str) -> String {
-    if value.len() <= MAX_VALUE_BYTES {
-        return value.to_owned();
+/// `value` made safe to publish where readers may not escape (filter state read by access
+/// logs, span names): every control character (C0, DEL, C1) becomes U+FFFD, and the result is
+/// cut to at most [`MAX_VALUE_BYTES`] at a character boundary.
+pub fn sanitized(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(MAX_VALUE_BYTES));
+    for c in value.chars() {
+        let c = if c.is_control() { '\u{FFFD}' } else { c };
+        if out.len() + c.len_utf8() > MAX_VALUE_BYTES {
+            break;
+        }
+        out.push(c);
     }
-    let mut end = MAX_VALUE_BYTES;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    value.get(..end).unwrap_or_default().to_owned()
+    out
 }
 
 /// The request headers that carry `span` to a second listener: the span name (twice, as
@@ -205,9 +259,9 @@ mod tests {
     use crate::mcp::scan;
 
     fn span(body: &str, transport: TransportHeaders<'_>) -> Option<RequestSpan> {
-        scan(body.as_bytes())
-            .ok()
-            .and_then(|b| request_span(&b, &transport))
+        let scanned = scan(body.as_bytes()).ok()?;
+        let message = scanned.messages.iter().find(|m| m.method.is_some())?;
+        request_span(message, &transport)
     }
 
     /// A `tools/call` of `get_weather` with id 7, session and protocol headers.
@@ -301,6 +355,7 @@ mod tests {
     fn responses_and_empty_batches_have_no_span() {
         let none = TransportHeaders::default();
         assert_eq!(span(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#, none), None);
+        assert_eq!(request_span(&Message::default(), &none), None);
         assert_eq!(span("[]", none), None);
         let batch = span(
             r#"[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]"#,
@@ -320,6 +375,80 @@ mod tests {
             .unwrap_or("");
         assert!(tool.len() <= MAX_VALUE_BYTES && tool.len() >= MAX_VALUE_BYTES - 1);
         assert!(tool.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn methods_outside_mcp_become_other() {
+        let none = TransportHeaders::default();
+        for method in [
+            r"tools/call\r\nX: y",
+            "tools/call ",
+            "my/custom",
+            "",
+            "TOOLS/CALL",
+        ] {
+            let body = format!(r#"{{"id":1,"method":"{method}","params":{{"name":"t"}}}}"#);
+            let s = span(&body, none);
+            assert_eq!(
+                s.as_ref().map(|s| s.name.as_str()),
+                Some(OTHER_METHOD),
+                "{body}"
+            );
+            assert_eq!(s.as_ref().and_then(|s| s.attribute(TOOL_NAME)), None);
+            assert_eq!(
+                s.as_ref().and_then(|s| s.attribute(METHOD_NAME)),
+                Some(OTHER_METHOD)
+            );
+        }
+        for method in MCP_METHODS {
+            assert_eq!(known_method(method), method);
+        }
+    }
+
+    #[test]
+    fn published_values_have_no_control_characters() {
+        let body = r#"{"jsonrpc":"2.0\u001b[31m","id":"a\nb","method":"tools/call","params":{"name":"x\r\nSet-Cookie: y\u0000\u007f\u0085"}}"#;
+        let transport = TransportHeaders {
+            session_id: Some("s\u{1b}1"),
+            protocol_version: Some("2025-06-18\t"),
+        };
+        let Some(s) = span(body, transport) else {
+            panic!("no span");
+        };
+        assert_eq!(
+            s.name,
+            "tools/call x\u{FFFD}\u{FFFD}Set-Cookie: y\u{FFFD}\u{FFFD}\u{FFFD}"
+        );
+        for (key, value) in
+            std::iter::once(("name", &s.name)).chain(s.attributes.iter().map(|(k, v)| (*k, v)))
+        {
+            assert!(!value.chars().any(char::is_control), "{key}: {value:?}");
+        }
+        assert_eq!(s.attribute(REQUEST_ID), Some("a\u{FFFD}b"));
+        assert_eq!(s.attribute(SESSION_ID), Some("s\u{FFFD}1"));
+    }
+
+    #[test]
+    fn protocol_version_from_meta_when_the_header_is_absent() {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        let from_meta = span(body, TransportHeaders::default());
+        assert_eq!(
+            from_meta
+                .as_ref()
+                .and_then(|s| s.attribute(PROTOCOL_VERSION)),
+            Some("2026-07-28")
+        );
+        let header = TransportHeaders {
+            session_id: None,
+            protocol_version: Some("2025-06-18"),
+        };
+        let from_header = span(body, header);
+        assert_eq!(
+            from_header
+                .as_ref()
+                .and_then(|s| s.attribute(PROTOCOL_VERSION)),
+            Some("2025-06-18")
+        );
     }
 
     #[test]

@@ -2,8 +2,9 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use mcp_trace_filter::config::{BaggageMode, Config, Precedence};
-use mcp_trace_filter::mcp::scan;
+use mcp_trace_filter::digest::digest;
 use mcp_trace_filter::plan::{plan, ArrivedHeaders, HeaderChange, Outcome, Plan};
+use mcp_trace_filter::routing_headers::RoutingHeaders;
 use proptest::prelude::*;
 
 const META_TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03";
@@ -34,8 +35,8 @@ fn quoted(value: &str) -> String {
 }
 
 fn run(config: &Config, arrived: ArrivedHeaders<'_>, body: &str) -> Plan {
-    match scan(body.as_bytes()) {
-        Ok(scanned) => plan(config, &arrived, &scanned),
+    match digest(body.as_bytes(), &RoutingHeaders::default()) {
+        Ok(digest) => plan(config, &arrived, &digest),
         Err(e) => panic!("test body does not scan: {e:?}: {body}"),
     }
 }
@@ -213,16 +214,57 @@ fn every_baggage_mode() {
         (BaggageMode::Merge, without_header, Some("a=meta,b=meta")),
         (BaggageMode::Merge, invalid_header, Some("a=meta,b=meta")),
         (BaggageMode::Header, with_header, None),
-        (BaggageMode::Header, invalid_header, None),
+        // An invalid header value does not count, as for `traceparent`: `_meta` replaces it.
+        (BaggageMode::Header, invalid_header, Some("a=meta,b=meta")),
         (BaggageMode::Header, without_header, Some("a=meta,b=meta")),
         (BaggageMode::Drop, with_header, None),
         (BaggageMode::Drop, without_header, None),
     ];
     for (mode, arrived, expected) in cases {
         let result = run(&config(Precedence::Meta, mode), arrived, &body);
+        let outcome = match (mode, expected) {
+            (_, Some(_)) => Outcome::Lifted,
+            (BaggageMode::Drop, None) => Outcome::Dropped,
+            (_, None) => Outcome::HeaderKept,
+        };
         let expected: Vec<HeaderChange> = expected.map(|v| set("baggage", v)).into_iter().collect();
         assert_eq!(result.changes, expected, "{mode:?} {arrived:?}");
+        assert_eq!(result.outcome, outcome, "{mode:?} {arrived:?}");
     }
+}
+
+#[test]
+fn a_future_version_traceparent_is_lifted_as_version_00() {
+    let future = format!("01{}-0123-extra", &META_TP[2..]);
+    let future_body = body(&[("traceparent", &quoted(&future))]);
+    let result = run(&Config::default(), ArrivedHeaders::default(), &future_body);
+    let version_00 = format!("00{}", &META_TP[2..]);
+    assert_eq!(result.changes, vec![set("traceparent", &version_00)]);
+    // However long the future value, what is forwarded is 55 bytes.
+    let long = format!("cc{}-{}", &META_TP[2..], "x".repeat(200_000));
+    let long_body = body(&[("traceparent", &quoted(&long))]);
+    let result = run(&Config::default(), ArrivedHeaders::default(), &long_body);
+    assert_eq!(
+        result.changes,
+        vec![set("traceparent", &format!("00{}", &META_TP[2..]))]
+    );
+}
+
+#[test]
+fn a_long_tracestate_is_cut_to_512_bytes() {
+    let members: Vec<String> = (0..32)
+        .map(|i| format!("k{i}={}", "v".repeat(120)))
+        .collect();
+    let body = body(&[
+        ("traceparent", &quoted(META_TP)),
+        ("tracestate", &quoted(&members.join(","))),
+    ]);
+    let result = run(&Config::default(), ArrivedHeaders::default(), &body);
+    let Some(HeaderChange::Set("tracestate", state)) = result.changes.get(1) else {
+        panic!("no tracestate in {:?}", result.changes);
+    };
+    assert!(state.len() <= 512, "{}", state.len());
+    assert_eq!(state, &members[..4].join(","));
 }
 
 #[test]

@@ -214,7 +214,7 @@ fn anything_but_one_json_value_is_not_mcp() {
         (b"{\"a\":tru}", NotMcp::InvalidJson),
         (b"{\"a\":01}", NotMcp::InvalidJson),
         (b"{\"a\":\"\x00\"}", NotMcp::InvalidJson),
-        (b"{\"a\":\"\xff\"}", NotMcp::InvalidUtf8),
+        (b"{\"a\":\"\xff\"}", NotMcp::InvalidJson),
         (b"\"just a string\"", NotMcp::NotAMessage),
         (b"42", NotMcp::NotAMessage),
     ];
@@ -259,13 +259,13 @@ fn invalid_utf8_anywhere_is_reported_as_such() {
             .into_iter()
             .chain(*b"\xf0\x9f\\n\"}")
             .collect(),
-        // Invalid UTF-8 in an otherwise malformed body is still reported as invalid UTF-8.
+        // Invalid UTF-8 in an otherwise malformed body.
         b"{\"a\":\"\xff".to_vec(),
     ];
     for body in cases {
         assert_eq!(
             scan(&body),
-            Err(NotMcp::InvalidUtf8),
+            Err(NotMcp::InvalidJson),
             "{:?}",
             String::from_utf8_lossy(&body)
         );
@@ -410,8 +410,7 @@ proptest! {
         }
     }
 
-    /// A body with non-UTF-8 bytes put anywhere is reported as invalid UTF-8, never as valid
-    /// or merely malformed JSON, and a body that stays valid UTF-8 never is.
+    /// A body with non-UTF-8 bytes put anywhere is never accepted (JSON text is UTF-8).
     #[test]
     fn invalid_utf8_is_always_classified(
         value in json_value(),
@@ -425,9 +424,7 @@ proptest! {
         body.splice(at..at, bytes);
         let result = scan(&body);
         if std::str::from_utf8(&body).is_err() {
-            prop_assert_eq!(result, Err(NotMcp::InvalidUtf8));
-        } else {
-            prop_assert_ne!(result, Err(NotMcp::InvalidUtf8));
+            prop_assert_eq!(result, Err(NotMcp::InvalidJson));
         }
     }
 

@@ -4,7 +4,7 @@
 //! request on the worker, so the few calls the filter makes go through these instead. Statuses
 //! are read as plain integers: an unknown value from a host must not become an invalid enum.
 
-use crate::request_headers::{parse_header_pairs, RequestHeaders};
+use crate::request_headers::{parse_header_pairs, serialize_header_pairs, RequestHeaders};
 use std::ptr::null_mut;
 
 const STATUS_OK: u32 = 0;
@@ -65,6 +65,18 @@ extern "C" {
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        additional_headers_map_data: *const u8,
+        additional_headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
 }
 
 /// A hostcall that did not return `Ok`; the number is the host's status.
@@ -224,6 +236,46 @@ pub fn wasm_memory_bytes() -> u64 {
     {
         0
     }
+}
+
+/// Writes one line to the host's log; a host that refuses it is ignored (the SDK's logger
+/// panics instead, which would take the VM down).
+pub fn log(level: log::Level, message: &str) {
+    // proxy-wasm levels: trace 0, debug 1, info 2, warn 3, error 4.
+    let level = match level {
+        log::Level::Trace => 0,
+        log::Level::Debug => 1,
+        log::Level::Info => 2,
+        log::Level::Warn => 3,
+        log::Level::Error => 4,
+    };
+    // SAFETY: pointers are valid for the duration of the call.
+    let _ = unsafe { proxy_log(level, message.as_ptr(), message.len()) };
+}
+
+/// Answers the request from the filter with `status`, `headers` and `body`; the upstream never
+/// sees it.
+pub fn send_local_response(
+    status: u32,
+    details: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(), HostError> {
+    let map = serialize_header_pairs(headers);
+    // SAFETY: pointers are valid for the duration of the call.
+    let status = unsafe {
+        proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            map.as_ptr(),
+            map.len(),
+            -1,
+        )
+    };
+    check(status)
 }
 
 fn check(status: u32) -> Result<(), HostError> {

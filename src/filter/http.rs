@@ -5,12 +5,14 @@
 use super::host;
 use super::metrics::Metrics;
 use crate::body_sync;
-use crate::config::{Config, Role};
+use crate::config::{Config, HeaderMismatch, Role};
+use crate::digest::{self, Digest};
 use crate::gate;
-use crate::mcp::{self, RequestId, ScannedBody};
+use crate::mcp::RequestId;
 use crate::plan::{self, ArrivedHeaders, HeaderChange};
 use crate::request_headers::RequestHeaders;
 use crate::response::{ResponseOutcome, ResponseWatcher};
+use crate::routing_headers::{Mismatch, RoutingHeaders, HEADER_MISMATCH_CODE};
 use crate::semconv::{self, RequestSpan, TransportHeaders};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -50,82 +52,137 @@ impl McpRequest {
         }
     }
 
-    /// Reads and scans the complete body, then does the role's work.
-    fn process(&mut self, body_size: usize) {
+    /// Reads and scans the complete body, then does the role's work; `Pause` only when the
+    /// filter answered the request itself.
+    fn process(&mut self, body_size: usize) -> Action {
         self.state = State::PassThrough;
-        let Some(body) = host::request_body(body_size) else {
-            return;
+        let Some(mut body) = host::request_body(body_size) else {
+            return Action::Continue;
         };
-        let scanned = match mcp::scan(&body) {
-            Ok(scanned) => scanned,
+        let routing = RoutingHeaders {
+            method: self.headers.mcp_method.as_deref(),
+            name: self.headers.mcp_name.as_deref(),
+        };
+        let digest = match digest::digest(&body, &routing) {
+            Ok(digest) => digest,
             Err(reason) => {
                 // The upstream role sees the same body the gateway role already counted.
                 if self.config.role == Role::Gateway {
                     self.metrics.count_not_mcp(reason);
                 }
-                return;
+                return Action::Continue;
             }
         };
         match self.config.role {
-            Role::Gateway => self.lift_and_publish(&scanned),
-            Role::Upstream => self.sync_body(&body, &scanned),
+            Role::Gateway => self.gateway(&digest),
+            Role::Upstream => {
+                self.sync_body(&mut body, &digest);
+                Action::Continue
+            }
         }
     }
 
-    /// Gateway role: lift the `_meta` context into headers and publish span metadata.
-    fn lift_and_publish(&mut self, scanned: &ScannedBody) {
+    /// Gateway role: enforce SEP-2243, lift the `_meta` context into headers, publish span
+    /// metadata where configured.
+    fn gateway(&mut self, digest: &Digest) -> Action {
+        if let Some(mismatch) = digest.header_mismatch {
+            self.metrics.count_header_mismatch();
+            if self.config.header_mismatch == HeaderMismatch::Reject {
+                let id = digest.request.as_ref().and_then(|m| m.id.as_ref());
+                reject_mismatch(mismatch, id);
+                return Action::Pause;
+            }
+        }
         let headers = &self.headers;
         let arrived = ArrivedHeaders {
             traceparent: headers.traceparent.as_deref(),
             tracestate: headers.tracestate.as_deref(),
             baggage: headers.baggage.as_deref(),
         };
-        let plan = plan::plan(&self.config, &arrived, scanned);
+        let plan = plan::plan(&self.config, &arrived, digest);
         for change in &plan.changes {
             apply(change);
         }
         self.metrics
             .count_outcome(plan.outcome, plan.invalid_values);
 
+        if !self.config.span_metadata && !self.config.span_headers {
+            return Action::Continue;
+        }
         let transport = TransportHeaders {
             session_id: headers.session_id.as_deref(),
             protocol_version: headers.protocol_version.as_deref(),
         };
-        if let Some(span) = semconv::request_span(scanned, &transport) {
+        let span = digest
+            .request
+            .as_ref()
+            .and_then(|request| semconv::request_span(request, &transport));
+        if let Some(span) = span {
             self.publish_span(&span);
-            self.request_id = span.id;
+            if self.config.span_metadata {
+                self.request_id = span.id;
+            }
         }
+        Action::Continue
     }
 
-    /// Publishes the span name and attributes as filter state, and as headers when configured.
+    /// Publishes the span name and attributes as filter state and/or headers, as configured.
     fn publish_span(&self, span: &RequestSpan) {
-        publish(semconv::SPAN_NAME, &span.name);
-        for (key, value) in &span.attributes {
-            publish(key, value);
+        if self.config.span_metadata {
+            publish(semconv::SPAN_NAME, &span.name);
+            for (key, value) in &span.attributes {
+                publish(key, value);
+            }
         }
-        if !self.config.span_headers {
-            return;
-        }
-        for (header, value) in semconv::span_headers(span) {
-            apply(&HeaderChange::Set(header, value.to_owned()));
+        if self.config.span_headers {
+            for (header, value) in semconv::span_headers(span) {
+                apply(&HeaderChange::Set(header, value.to_owned()));
+            }
         }
     }
 
     /// Upstream role: make the body's `_meta.traceparent` match the upstream `traceparent`.
-    fn sync_body(&self, body: &[u8], scanned: &ScannedBody) {
+    /// The body read from the host is rewritten in place and written back whole (Envoy accepts
+    /// only whole-body writes).
+    fn sync_body(&self, body: &mut [u8], digest: &Digest) {
         let Some(upstream) = &self.headers.traceparent else {
             return;
         };
-        let Some(synced) = body_sync::sync_traceparent(body, scanned, upstream) else {
+        if !body_sync::sync_traceparent(body, digest, upstream) {
             return;
-        };
-        match host::replace_request_body(body.len(), &synced) {
+        }
+        match host::replace_request_body(body.len(), body) {
             Ok(()) => self.metrics.count_body_synced(),
             Err(error) => log::warn!(
                 "mcp-trace-filter: could not rewrite the request body: host status {}",
                 error.0
             ),
         }
+    }
+}
+
+/// Answers a request whose SEP-2243 headers contradict its body: HTTP 400 with a JSON-RPC
+/// `HeaderMismatch` error carrying the request's id.
+fn reject_mismatch(mismatch: Mismatch, id: Option<&RequestId>) {
+    let id = match id {
+        Some(RequestId::Number(number)) => serde_json::from_str(number).unwrap_or_default(),
+        Some(RequestId::String(text)) => serde_json::Value::String(text.clone()),
+        Some(RequestId::Null) | None => serde_json::Value::Null,
+    };
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": HEADER_MISMATCH_CODE, "message": mismatch.message() },
+    })
+    .to_string();
+    let headers = [("content-type", "application/json")];
+    if let Err(error) =
+        host::send_local_response(400, "mcp_header_mismatch", &headers, body.as_bytes())
+    {
+        log::warn!(
+            "mcp-trace-filter: could not answer a header mismatch: host status {}",
+            error.0
+        );
     }
 }
 
@@ -215,13 +272,12 @@ impl HttpContext for McpRequest {
         if !end_of_stream {
             return Action::Pause;
         }
-        self.process(body_size);
-        Action::Continue
+        self.process(body_size)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         if self.state == State::Buffering {
-            self.process(self.hold_limit);
+            return self.process(self.hold_limit);
         }
         Action::Continue
     }

@@ -22,6 +22,8 @@ pub struct Metrics {
     not_mcp: Option<u32>,
     oversize: Option<u32>,
     body_synced: Option<u32>,
+    meta_dropped: Option<u32>,
+    header_mismatch: Option<u32>,
     /// The summed linear memory of every VM running the filter (each adds its own growth).
     wasm_memory_bytes: Option<u32>,
 }
@@ -38,6 +40,8 @@ impl Metrics {
             not_mcp: counter("not_mcp"),
             oversize: counter("oversize"),
             body_synced: counter("body_synced"),
+            meta_dropped: counter("meta_dropped"),
+            header_mismatch: counter("header_mismatch"),
             wasm_memory_bytes: host::define_gauge("mcp_trace_filter.wasm_memory_bytes"),
         }
     }
@@ -46,6 +50,7 @@ impl Metrics {
         let counter = match outcome {
             Outcome::Lifted => self.lifted,
             Outcome::HeaderKept => self.header_kept,
+            Outcome::Dropped => self.meta_dropped,
             Outcome::NoContext => self.no_context,
             Outcome::InvalidContext => self.invalid_context,
         };
@@ -59,6 +64,10 @@ impl Metrics {
 
     pub fn count_oversize(&self) {
         host::increment(self.oversize, 1);
+    }
+
+    pub fn count_header_mismatch(&self) {
+        host::increment(self.header_mismatch, 1);
     }
 
     pub fn count_body_synced(&self) {

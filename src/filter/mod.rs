@@ -4,12 +4,13 @@
 
 mod host;
 mod http;
+mod logger;
 mod metrics;
 
 use crate::config::Config;
 use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel};
+use proxy_wasm::types::ContextType;
 use std::rc::Rc;
 
 /// How often each VM adds its memory growth to the `wasm_memory_bytes` gauge.
@@ -17,7 +18,7 @@ const MEMORY_SAMPLE_MS: u32 = 5_000;
 
 /// Installs the root context factory; called once by `proxy_wasm::main!`.
 pub fn register() {
-    proxy_wasm::set_log_level(LogLevel::Info);
+    logger::install();
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }
 

@@ -2,7 +2,7 @@
 //!
 //! [`scan`] validates that the body is exactly one JSON value and, on the way, records the few
 //! fields the filter uses: `jsonrpc`, `method`, `id`, `params.name`, `params.uri`, the trace
-//! values in `params._meta`, and on responses `error.code` and `result.isError`. Nothing else is decoded or stored, so large `arguments` cost only
+//! values and protocol version in `params._meta`, and on responses `error.code` and `result.isError`. Nothing else is decoded or stored, so large `arguments` cost only
 //! a validating skim and no allocation.
 
 mod json;
@@ -10,14 +10,13 @@ mod scanner;
 
 use std::ops::Range;
 
-pub use scanner::scan;
+pub use scanner::{scan, scan_each};
 
 /// Why a body is not treated as MCP. Such a body passes through untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotMcp {
-    /// The body is not valid UTF-8.
-    InvalidUtf8,
-    /// The body is not exactly one JSON value (malformed, truncated, trailing bytes, empty).
+    /// The body is not exactly one JSON value (malformed, truncated, trailing bytes, empty, or
+    /// not UTF-8, which JSON requires).
     InvalidJson,
     /// Valid JSON, but neither an object nor an array (a batch).
     NotAMessage,
@@ -83,6 +82,9 @@ pub struct Meta {
     pub traceparent: Option<MetaValue>,
     pub tracestate: Option<MetaValue>,
     pub baggage: Option<MetaValue>,
+    /// `io.modelcontextprotocol/protocolVersion`, when a string: MCP 2026-07-28 sends the
+    /// protocol version per request here instead of negotiating it once per session.
+    pub protocol_version: Option<String>,
 }
 
 impl Meta {

@@ -43,6 +43,7 @@ enum Slot {
     TraceParent,
     TraceState,
     Baggage,
+    ProtocolVersion,
     Error,
     ErrorCode,
     Result,
@@ -67,20 +68,20 @@ enum Scalar {
     Other,
 }
 
-/// Scans `body`. `Err` means the body is not treated as MCP and must pass through untouched.
+/// Scans `body` and collects every message. Memory grows with the number of messages, so this
+/// is for tests and tools; the filter visits messages with [`scan_each`] and keeps only what it
+/// needs.
 pub fn scan(body: &[u8]) -> Result<ScannedBody, NotMcp> {
-    let result = scan_json(body);
-    // UTF-8 is checked inside strings as the scan goes (an accepted body is valid UTF-8), so a
-    // separate pass is needed only to tell why a body was refused: invalid UTF-8 anywhere is
-    // reported as such, whatever else is wrong.
-    if result == Err(NotMcp::InvalidJson) && std::str::from_utf8(body).is_err() {
-        return Err(NotMcp::InvalidUtf8);
-    }
-    result
+    let mut messages = Vec::new();
+    let batch = scan_each(body, |message| messages.push(message))?;
+    Ok(ScannedBody { batch, messages })
 }
 
-/// The scan itself; never returns [`NotMcp::InvalidUtf8`], which [`scan`] decides.
-fn scan_json(body: &[u8]) -> Result<ScannedBody, NotMcp> {
+/// Scans `body`, handing each JSON-RPC message to `visit` as soon as it is complete, in body
+/// order; returns whether the body is a batch. Only one message is held at a time, so memory
+/// does not grow with the number of messages. `Err` means the body is not treated as MCP and
+/// must pass through untouched; messages visited before an error are to be disregarded.
+pub fn scan_each(body: &[u8], visit: impl FnMut(Message)) -> Result<bool, NotMcp> {
     let start = json::skip_whitespace(body, 0);
     let (top_level, batch) = match body.get(start) {
         Some(b'{') => (Slot::Message, false),
@@ -91,7 +92,8 @@ fn scan_json(body: &[u8]) -> Result<ScannedBody, NotMcp> {
     let mut scanner = Scanner {
         bytes: body,
         stack: Vec::new(),
-        messages: Vec::new(),
+        current: None,
+        visit,
     };
     let end = scanner.run(start, top_level).ok_or(NotMcp::InvalidJson)?;
     if json::skip_whitespace(body, end) != body.len() {
@@ -100,19 +102,19 @@ fn scan_json(body: &[u8]) -> Result<ScannedBody, NotMcp> {
     if !is_container {
         return Err(NotMcp::NotAMessage);
     }
-    Ok(ScannedBody {
-        batch,
-        messages: scanner.messages,
-    })
+    Ok(batch)
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, F> {
     bytes: &'a [u8],
     stack: Vec<Frame>,
-    messages: Vec<Message>,
+    /// The message being read (messages never nest: they are the top-level value or elements
+    /// of the top-level batch).
+    current: Option<Message>,
+    visit: F,
 }
 
-impl Scanner<'_> {
+impl<F: FnMut(Message)> Scanner<'_, F> {
     /// Reads one complete JSON value starting at `pos` (after whitespace); returns the position
     /// after it. `slot` says what the top-level value means.
     fn run(&mut self, mut pos: usize, mut slot: Slot) -> Option<usize> {
@@ -130,7 +132,7 @@ impl Scanner<'_> {
                 let is_object = self.stack.last()?.is_object;
                 let closer = if is_object { b'}' } else { b']' };
                 if self.bytes.get(pos) == Some(&closer) {
-                    self.stack.pop();
+                    self.close();
                     pos += 1;
                 } else if is_object {
                     (pos, slot) = self.key(pos, role)?;
@@ -168,7 +170,7 @@ impl Scanner<'_> {
                         break;
                     }
                     b if b == closer => {
-                        self.stack.pop();
+                        self.close();
                         pos += 1;
                     }
                     _ => return None,
@@ -182,7 +184,7 @@ impl Scanner<'_> {
     fn open(&mut self, is_object: bool, slot: Slot) -> Role {
         let role = match (is_object, slot) {
             (true, Slot::Message) => {
-                self.messages.push(Message::default());
+                self.current = Some(Message::default());
                 Role::Message
             }
             (false, Slot::Ignored) if self.stack.is_empty() => Role::Batch,
@@ -191,7 +193,7 @@ impl Scanner<'_> {
                 Role::Params
             }
             (true, Slot::Meta) => {
-                if let Some(message) = self.messages.last_mut() {
+                if let Some(message) = self.current.as_mut() {
                     message.meta = Meta::default();
                 }
                 Role::Meta
@@ -211,6 +213,19 @@ impl Scanner<'_> {
         };
         self.stack.push(Frame { is_object, role });
         role
+    }
+
+    /// Pops the innermost container; a closed message goes to the visitor.
+    fn close(&mut self) {
+        if let Some(Frame {
+            role: Role::Message,
+            ..
+        }) = self.stack.pop()
+        {
+            if let Some(message) = self.current.take() {
+                (self.visit)(message);
+            }
+        }
     }
 
     /// Reads `"key" :` at `pos` (after optional whitespace) inside an object of `role`; returns
@@ -261,6 +276,7 @@ impl Scanner<'_> {
             (Role::Meta, b"traceparent") => Slot::TraceParent,
             (Role::Meta, b"tracestate") => Slot::TraceState,
             (Role::Meta, b"baggage") => Slot::Baggage,
+            (Role::Meta, b"io.modelcontextprotocol/protocolVersion") => Slot::ProtocolVersion,
             _ => Slot::Ignored,
         }
     }
@@ -293,7 +309,7 @@ impl Scanner<'_> {
             Scalar::String(token) => json::decode(bytes, *token),
             _ => None,
         };
-        let Some(message) = self.messages.last_mut() else {
+        let Some(message) = self.current.as_mut() else {
             return;
         };
         match slot {
@@ -325,6 +341,7 @@ impl Scanner<'_> {
             Slot::TraceParent => message.meta.traceparent = Some(meta_value(bytes, &value)),
             Slot::TraceState => message.meta.tracestate = Some(meta_value(bytes, &value)),
             Slot::Baggage => message.meta.baggage = Some(meta_value(bytes, &value)),
+            Slot::ProtocolVersion => message.meta.protocol_version = decode(&value),
             Slot::Error => {
                 message.error = Some(ResponseError::default());
             }

@@ -5,6 +5,14 @@ use super::{forwardable_verbatim, is_list_input_byte, trim_ows};
 /// The spec caps a `tracestate` at 32 list-members; more makes the whole header invalid.
 pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 
+/// Most bytes of `tracestate` the filter forwards. W3C Trace Context asks participants to
+/// propagate at least 512 characters and says how to cut a longer list; a valid one can reach
+/// about 16 KiB, past many upstreams' header line limits.
+pub const MAX_FORWARDED_LEN: usize = 512;
+
+/// Members longer than this are the first to go when a list is cut (W3C Trace Context §3.3.1.5).
+const LONG_MEMBER_LEN: usize = 128;
+
 /// Longest value the spec allows (`0*255(chr) nblk-chr`).
 const MAX_VALUE_LEN: usize = 256;
 
@@ -88,6 +96,46 @@ impl TraceState {
     }
 }
 
+impl TraceState {
+    /// What to forward within `max` bytes: the whole value when it fits; otherwise the members
+    /// re-joined after dropping those over 128 characters, then members from the right (the
+    /// oldest vendors) until the list fits. `None` when no member is left.
+    pub fn to_bounded_header_value(&self, max: usize) -> Option<String> {
+        let whole = self.to_header_value();
+        if whole.len() <= max && !self.is_empty() {
+            return Some(whole);
+        }
+        let mut kept: Vec<&(String, String)> = self
+            .members
+            .iter()
+            .filter(|(key, value)| key.len() + 1 + value.len() <= LONG_MEMBER_LEN)
+            .collect();
+        let joined_len = |members: &[&(String, String)]| -> usize {
+            members
+                .iter()
+                .map(|(k, v)| k.len() + 1 + v.len())
+                .sum::<usize>()
+                + members.len().saturating_sub(1)
+        };
+        while !kept.is_empty() && joined_len(&kept) > max {
+            kept.pop();
+        }
+        if kept.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(joined_len(&kept));
+        for (index, (key, value)) in kept.into_iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            out.push_str(key);
+            out.push('=');
+            out.push_str(value);
+        }
+        Some(out)
+    }
+}
+
 /// `simple-key` or `tenant-id "@" system-id`; the length caps keep a multi-tenant key within
 /// the same 256 characters as a simple one.
 fn is_valid_key(key: &str) -> bool {
@@ -146,6 +194,40 @@ mod tests {
         list.iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn long_lists_are_cut_the_w3c_way() {
+        let short = TraceState::parse("a=1, b=2").and_then(|s| s.to_bounded_header_value(512));
+        assert_eq!(short.as_deref(), Some("a=1, b=2"));
+        // A 200-character member goes first, then members from the right.
+        let long_value = "v".repeat(198);
+        let text = format!("a=1,big={long_value},c=3,d=4");
+        let state = TraceState::parse(&text);
+        let cut = state.as_ref().and_then(|s| s.to_bounded_header_value(9));
+        assert_eq!(cut.as_deref(), Some("a=1,c=3"));
+        let cut = state.as_ref().and_then(|s| s.to_bounded_header_value(11));
+        assert_eq!(cut.as_deref(), Some("a=1,c=3,d=4"));
+        let only_long = TraceState::parse(&format!("big={long_value}"));
+        assert_eq!(only_long.and_then(|s| s.to_bounded_header_value(100)), None);
+        assert_eq!(
+            TraceState::parse(",").and_then(|s| s.to_bounded_header_value(512)),
+            None
+        );
+        // The largest valid list (32 members of 256-character values) is cut to the bound.
+        let huge = (0..32)
+            .map(|i| format!("k{i}={}", "x".repeat(100)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cut =
+            TraceState::parse(&huge).and_then(|s| s.to_bounded_header_value(MAX_FORWARDED_LEN));
+        let cut = cut.unwrap_or_default();
+        assert!(
+            cut.len() <= MAX_FORWARDED_LEN && cut.starts_with("k0="),
+            "{}",
+            cut.len()
+        );
+        assert!(TraceState::parse(&cut).is_some());
     }
 
     fn numbered(count: usize) -> String {
