@@ -3,6 +3,8 @@
 Variants (one front-Envoy listener each, same upstream, same requests):
   bare          Envoy with only the router
   buffer        Envoy's buffer filter: the floor for any filter that reads the whole body
+  floor         bench/floor, the least a proxy-wasm filter that reads the whole body can do: pause,
+                copy the body into the VM once, write one header; the floor for any wasm filter
   native_mcp    Envoy's C++ MCP filter, trace context and baggage propagation on
   ours          this filter with its defaults
   ours_all      this filter with every feature: header precedence, baggage merge, span headers,
@@ -23,22 +25,30 @@ from pathlib import Path
 
 import httpx
 
-from rig import (REPO_ROOT, Rig, Variant, WrkResult, buffer_filter, machine_facts, mcp_body, native_mcp_filter,
-                 run_wrk, upstream_filter, HEADER_TRACEPARENT, META_BAGGAGE, META_TRACEPARENT, REQUEST_HEADERS,
-                 SEEN_BAGGAGE, SEEN_TRACEPARENT)
+from rig import (REPO_ROOT, Rig, Variant, WrkResult, buffer_filter, floor_filter, machine_facts, mcp_body,
+                 native_mcp_filter, run_wrk, upstream_filter, FLOOR_TRACEPARENT, HEADER_TRACEPARENT, META_BAGGAGE,
+                 META_TRACEPARENT, REQUEST_HEADERS, SEEN_BAGGAGE, SEEN_TRACEPARENT)
 from e2e_lib.envoy import wasm_filter
 
 SIZES = {"1KB": 1_000, "64KB": 64_000, "1MB": 1_000_000}
 ALL_FEATURES = {"precedence": "header", "baggage": "merge", "span_headers": True}
-# Targets from the issue: checked and printed here, never in tests.
-FLOOR_RATIO = 0.95  # ours / buffer, every size
-NATIVE_RATIO_AT_64KB = 2.0  # ours / native_mcp
+# Targets for `ours` (the filter with `{}`), as (size, baseline, least ratio of req/s). Checked,
+# printed and written to the results file; never asserted: a missed target does not fail the run.
+TARGETS = [
+    *((size, baseline, 0.95) for size in ("1KB", "64KB", "1MB") for baseline in ("floor", "buffer")),
+    ("1KB", "native_mcp", 1.2),
+    ("64KB", "native_mcp", 3.0),
+]
+# The ratios reported per size, as (numerator, denominator) variants.
+RATIOS = [("floor", "buffer"), *((ours, base) for ours in ("ours", "ours_all")
+                                 for base in ("floor", "buffer", "native_mcp"))]
 
 
 def variants() -> tuple[list[Variant], dict[str, list]]:
     chain = [
         Variant("bare", []),
         Variant("buffer", [buffer_filter()]),
+        Variant("floor", [floor_filter()]),
         Variant("native_mcp", [native_mcp_filter()]),
         Variant("ours", [wasm_filter({})]),
         Variant("ours_all", [wasm_filter(ALL_FEATURES)], cluster="upstream_synced"),
@@ -56,6 +66,7 @@ def filter_counters(rig: Rig) -> dict[str, int]:
 EXPECTED_UPSTREAM = {
     "bare": (HEADER_TRACEPARENT, None),
     "buffer": (HEADER_TRACEPARENT, None),
+    "floor": (FLOOR_TRACEPARENT, None),  # its one header write
     "native_mcp": (META_TRACEPARENT, META_BAGGAGE),
     "ours": (META_TRACEPARENT, META_BAGGAGE),
     "ours_all": (HEADER_TRACEPARENT, META_BAGGAGE),  # precedence: header; baggage: merge
@@ -95,6 +106,10 @@ def median_result(runs: list[WrkResult]) -> dict[str, float]:
     }
 
 
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
 def render(results: dict[str, dict[str, dict[str, float]]], facts: dict[str, str], args: argparse.Namespace,
            counters: dict[str, int]) -> str:
     lines = [
@@ -102,31 +117,36 @@ def render(results: dict[str, dict[str, dict[str, float]]], facts: dict[str, str
         "",
         f"- machine: {facts['cpu']}, {facts['memory']}, kernel {facts['kernel']}",
         f"- Envoy {facts['envoy']} (`--concurrency 1`, front and upstream), {facts['wrk']}",
-        f"- filter: commit {facts['commit']}, wasm {facts['wasm']}",
+        f"- filter: commit {facts['commit']}, wasm {facts['wasm']}; `floor` filter (bench/floor) wasm {facts['floor_wasm']}",
         f"- load: `wrk -t1 -c{args.connections}`, {args.rounds} interleaved rounds x {args.seconds:g} s per cell, "
         "median of the rounds; body = MCP `tools/call` with `_meta` (traceparent, tracestate, baggage)",
         f"- command: `scripts/bench.sh --rounds {args.rounds} --seconds {args.seconds:g}`",
         "",
-        "| size | variant | req/s | p50 ms | p99 ms | vs bare | vs buffer | errors |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| size | variant | req/s | p50 ms | p99 ms | vs bare | vs buffer | vs floor | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for size, by_variant in results.items():
-        bare, buffer = by_variant["bare"]["rps"], by_variant["buffer"]["rps"]
+        base = {name: by_variant[name]["rps"] for name in ("bare", "buffer", "floor")}
         for name, r in by_variant.items():
             lines.append(f"| {size} | {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
-                         f"{r['rps'] / bare:.2f} | {r['rps'] / buffer:.2f} | {r['errors']:.0f} |")
-    lines += ["", "## Targets", ""]
-    verdicts = []
+                         + " | ".join(f"{ratio(r['rps'], base[b]):.2f}" for b in ("bare", "buffer", "floor"))
+                         + f" | {r['errors']:.0f} |")
+    lines += ["", "## Ratios (req/s)", "",
+              "`floor / buffer` is the platform's floor: the share of the buffer filter's throughput left to a "
+              "wasm filter that only reads the body (V8 and the proxy-wasm round trips, no work of its own).", "",
+              "| size | " + " | ".join(f"{a} / {b}" for a, b in RATIOS) + " |",
+              "| --- |" + " ---: |" * len(RATIOS)]
     for size, by_variant in results.items():
-        for name in ("ours", "ours_all"):
-            ratio = by_variant[name]["rps"] / by_variant["buffer"]["rps"]
-            verdicts.append((f"{name} / buffer at {size} >= {FLOOR_RATIO}", ratio, ratio >= FLOOR_RATIO))
-    if "64KB" in results:
-        for name in ("ours", "ours_all"):
-            ratio = results["64KB"][name]["rps"] / results["64KB"]["native_mcp"]["rps"]
-            verdicts.append((f"{name} / native_mcp at 64KB >= {NATIVE_RATIO_AT_64KB}", ratio, ratio >= NATIVE_RATIO_AT_64KB))
-    for text, ratio, ok in verdicts:
-        lines.append(f"- {'met' if ok else 'MISSED'}: {text}: {ratio:.2f}")
+        lines.append(f"| {size} | "
+                     + " | ".join(f"{ratio(by_variant[a]['rps'], by_variant[b]['rps']):.2f}" for a, b in RATIOS)
+                     + " |")
+    lines += ["", "## Targets (`ours`, the filter with `{}`)", ""]
+    for size, baseline, least in TARGETS:
+        if size not in results:
+            lines.append(f"- not run: ours / {baseline} at {size} >= {least}")
+            continue
+        value = ratio(results[size]["ours"]["rps"], results[size][baseline]["rps"])
+        lines.append(f"- {'met' if value >= least else 'MISSED'}: ours / {baseline} at {size} >= {least}: {value:.2f}")
     lines += ["", "## Filter counters after the run", "",
               ", ".join(f"{k}={v}" for k, v in sorted(counters.items())), ""]
     return "\n".join(lines)

@@ -25,6 +25,11 @@ from e2e_lib.envoy import ENVOY_BIN, WASM_PATH, stop_process, wasm_filter  # noq
 from e2e_lib.ports import free_ports, wait_for_port  # noqa: E402
 
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_post.lua"
+# The `floor` filter (bench/floor): the least a body-reading proxy-wasm filter can do.
+FLOOR_MANIFEST = REPO_ROOT / "bench" / "floor" / "Cargo.toml"
+FLOOR_WASM = REPO_ROOT / "bench" / "floor" / "target" / "wasm32-wasip1" / "release" / "bench_floor_filter.wasm"
+# The constant it writes into `traceparent` (TRACEPARENT in bench/floor/src/lib.rs).
+FLOOR_TRACEPARENT = "00-0f100f100f100f100f100f100f100f10-0f100f100f100f10-01"
 # Above the largest body, so no variant is cut short by Envoy's own per-connection limit.
 BUFFER_LIMIT = 4 * 1024 * 1024
 # What the body's `_meta` carries, and a different client header context (so `precedence: header`
@@ -89,6 +94,25 @@ def buffer_filter() -> dict[str, Any]:
     return {"name": "envoy.filters.http.buffer",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
                              "max_request_bytes": BUFFER_LIMIT}}
+
+
+def build_floor() -> Path:
+    """Builds the `floor` filter (cargo does nothing when it is up to date) and returns its path."""
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--locked", "--target", "wasm32-wasip1",
+                    "--manifest-path", str(FLOOR_MANIFEST)], check=True)
+    return FLOOR_WASM
+
+
+def floor_filter() -> dict[str, Any]:
+    """The `floor` filter as an Envoy HTTP filter. Like ours it pauses in its headers callback, so it
+    needs `allow_on_headers_stop_iteration` (otherwise the body callbacks never run)."""
+    return {"name": "envoy.filters.http.wasm",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                             "config": {"name": "floor",
+                                        "allow_on_headers_stop_iteration": True,
+                                        "vm_config": {"vm_id": "floor",
+                                                      "runtime": "envoy.wasm.runtime.v8",
+                                                      "code": {"local": {"filename": str(build_floor())}}}}}}
 
 
 def native_mcp_filter() -> dict[str, Any]:
@@ -337,6 +361,7 @@ def machine_facts() -> dict[str, str]:
         "memory": f"{mem_kib // (1024 * 1024)} GiB",
         "kernel": os.uname().release,
         "wasm": f"{wasm.stat().st_size} bytes" if wasm.exists() else "missing",
+        "floor_wasm": f"{FLOOR_WASM.stat().st_size} bytes" if FLOOR_WASM.exists() else "missing",
         "commit": commit.stdout.strip() or "unknown",
         "wrk": wrk_version,
     }

@@ -1,0 +1,181 @@
+//! The benchmark's `floor` variant: the least work any proxy-wasm filter that reads the whole
+//! request body has to do, so `bench/bench.py` can show how much of the filter's cost is the
+//! platform's (V8, the proxy-wasm round trips, the body copy) and how much is its own.
+//!
+//! Per request: one header read (`:method`) when headers arrive with a body to follow, `Pause`
+//! until the body is complete, one copy of the whole body into the VM (`proxy_get_buffer_bytes`),
+//! one header write (`traceparent`, a constant the benchmark's upstream echo check expects), then
+//! `Continue`. Like the filter under test it pauses in `on_http_request_headers`, so Envoy must be
+//! configured with `allow_on_headers_stop_iteration: true`.
+//!
+//! The hostcalls are declared here rather than taken from the SDK's getters and setters because
+//! those `unwrap` the host's status; every status is handled (and ignored where nothing can be
+//! done) so no request can make this filter trap.
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+
+/// What the upstream must receive in `traceparent` from this filter (`FLOOR_TRACEPARENT` in
+/// bench/bench.py): different from both the client's header and the body's `_meta` value, so the
+/// echo proves the header write happened.
+const TRACEPARENT: &[u8] = b"00-0f100f100f100f100f100f100f100f10-0f100f100f100f10-01";
+
+// proxy-wasm ABI 0.2.1 numbering (the SDK's `MapType`, `BufferType` and `Status`).
+const REQUEST_HEADERS: u32 = 0;
+const REQUEST_BODY: u32 = 0;
+const STATUS_OK: u32 = 0;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+}
+
+/// Bytes the host wrote into this VM's memory through the SDK's `proxy_on_memory_allocate`
+/// (which hands out a boxed slice of exactly the requested length); freed on drop.
+struct HostBytes {
+    data: *mut u8,
+    size: usize,
+}
+
+impl HostBytes {
+    /// Wraps what a getter hostcall returned: `None` unless it succeeded with a buffer.
+    fn from_call(status: u32, data: *mut u8, size: usize) -> Option<Self> {
+        if data.is_null() {
+            return None;
+        }
+        let bytes = HostBytes { data, size };
+        // Any buffer the host did hand over is freed, whatever the status said.
+        (status == STATUS_OK).then_some(bytes)
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `data` came from the host, which allocated `size` bytes with
+        // `proxy_on_memory_allocate` and filled them before returning.
+        unsafe { std::slice::from_raw_parts(self.data, self.size) }
+    }
+}
+
+impl Drop for HostBytes {
+    fn drop(&mut self) {
+        // SAFETY: the inverse of `proxy_on_memory_allocate`: a `Box<[u8]>` of length `size`,
+        // owned by us alone since the hostcall returned it.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.data, self.size)) });
+    }
+}
+
+fn request_header(name: &str) -> Option<HostBytes> {
+    let mut data = std::ptr::null_mut();
+    let mut size = 0;
+    // SAFETY: plain ABI call; the key is borrowed for the call, the out-pointers are ours.
+    let status = unsafe {
+        proxy_get_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    HostBytes::from_call(status, data, size)
+}
+
+fn request_body(size: usize) -> Option<HostBytes> {
+    let mut data = std::ptr::null_mut();
+    let mut returned = 0;
+    // SAFETY: as above.
+    let status = unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, size, &mut data, &mut returned) };
+    HostBytes::from_call(status, data, returned)
+}
+
+fn set_request_header(name: &str, value: &[u8]) {
+    // SAFETY: as above; both slices are only read by the host during the call. A failure leaves
+    // the request as it was, which the benchmark's upstream echo check would catch.
+    let _status = unsafe {
+        proxy_replace_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+}
+
+/// One request: whether its body is being held, and how much of it Envoy has buffered so far.
+#[derive(Default)]
+struct Floor {
+    holding: bool,
+    buffered: usize,
+}
+
+impl Floor {
+    /// The body is complete: read all of it once, write the header, let the request go.
+    fn finish(&mut self) -> Action {
+        self.holding = false;
+        // The copy into the VM is what every body-reading filter pays; this one then drops it.
+        drop(request_body(self.buffered));
+        set_request_header("traceparent", TRACEPARENT);
+        Action::Continue
+    }
+}
+
+impl Context for Floor {}
+
+impl HttpContext for Floor {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            return Action::Continue;
+        }
+        let is_post = request_header(":method").is_some_and(|m| m.as_slice() == b"POST");
+        if !is_post {
+            return Action::Continue;
+        }
+        self.holding = true;
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.holding {
+            return Action::Continue;
+        }
+        // Envoy reports the size of everything buffered so far, not of this chunk.
+        self.buffered = body_size;
+        if end_of_stream {
+            self.finish()
+        } else {
+            Action::Pause
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.holding {
+            self.finish()
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+proxy_wasm::main! {{
+    proxy_wasm::set_http_context(|_, _| -> Box<dyn HttpContext> { Box::new(Floor::default()) });
+}}
