@@ -47,6 +47,25 @@ REQUEST_HEADERS = {
 SEEN_TRACEPARENT = "x-upstream-saw-traceparent"
 SEEN_BAGGAGE = "x-upstream-saw-baggage"
 UPSTREAM_REPLY = '{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"ok"}],"isError":false}}'
+# A request carrying this header gets one of the upstream's large replies instead (see
+# `reply_bodies`): the soak uses them to aim at the filter's response scan.
+REPLY_HEADER = "x-bench-reply"
+REPLY_BATCH = "batch"
+REPLY_SSE = "sse"
+# Size of each large reply: under the soak's `max_body_bytes` (1 MiB), so the filter scans it.
+REPLY_SIZE = 1_000_000
+
+
+def reply_bodies(size: int = REPLY_SIZE) -> dict[str, tuple[str, bytes]]:
+    """The upstream's large replies, by REPLY_HEADER value: (content type, body of about `size`
+    bytes). `batch` is a JSON batch of empty objects `[{},{},...]`; `sse` is an event stream with
+    one event of about `size / 10` `data:` lines, whose data (the lines joined by newlines) is
+    again such a batch."""
+    count = (size - 2) // 3
+    batch = b"[" + b",".join([b"{}"] * count) + b"]"
+    lines = (size - 32) // 10
+    sse = b"event: message\ndata: [{}\n" + b"data: ,{}\n" * lines + b"data: ]\n\n"
+    return {REPLY_BATCH: ("application/json", batch), REPLY_SSE: ("text/event-stream", sse)}
 
 
 def mcp_body(size: int) -> bytes:
@@ -181,19 +200,33 @@ def upstream_filter(plugin_config: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def _upstream_bootstrap(port: int, admin_port: int) -> dict[str, Any]:
-    """The fast upstream: reads the whole request (buffer filter), answers a fixed JSON-RPC result."""
+def _upstream_bootstrap(port: int, admin_port: int, workdir: Path) -> dict[str, Any]:
+    """The fast upstream: reads the whole request (buffer filter), answers a fixed JSON-RPC result,
+    or one of `reply_bodies` when the request carries REPLY_HEADER."""
+    def content_type(value: str) -> list[dict[str, Any]]:
+        return [{"header": {"key": "content-type", "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
+
+    routes = []
+    for kind, (media_type, body) in reply_bodies().items():
+        path = workdir / f"upstream-reply-{kind}"
+        path.write_bytes(body)
+        routes.append({"match": {"prefix": "/", "headers": [{"name": REPLY_HEADER, "string_match": {"exact": kind}}]},
+                       "direct_response": {"status": 200, "body": {"filename": str(path)}},
+                       "response_headers_to_add": content_type(media_type)})
+    routes.append({"match": {"prefix": "/"},
+                   "direct_response": {"status": 200, "body": {"inline_string": UPSTREAM_REPLY}},
+                   "response_headers_to_add": content_type("application/json")})
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "upstream",
         "codec_type": "AUTO",
-        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
-            {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": UPSTREAM_REPLY}}}],
-            "response_headers_to_add": [
-                {"header": {"key": "content-type", "value": "application/json"}},
-                # What the upstream received, so the benchmark can check each variant's effect.
-                {"header": {"key": SEEN_TRACEPARENT, "value": "%REQ(traceparent)%"}},
-                {"header": {"key": SEEN_BAGGAGE, "value": "%REQ(baggage)%"}}]}]},
+        "route_config": {
+            "max_direct_response_body_size_bytes": 2 * REPLY_SIZE,
+            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes,
+                               "response_headers_to_add": [
+                                   # What the upstream received, so the benchmark can check each variant's effect.
+                                   {"header": {"key": SEEN_TRACEPARENT, "value": "%REQ(traceparent)%"}},
+                                   {"header": {"key": SEEN_BAGGAGE, "value": "%REQ(baggage)%"}}]}]},
         "http_filters": [buffer_filter(), _router()],
     }
     return {
@@ -286,7 +319,7 @@ class Rig:
         for variant, port in zip(self.variants.values(), ports):
             variant.port = port
         try:
-            self.upstream = Envoy("upstream", _upstream_bootstrap(up_port, up_admin), up_admin, self.workdir).start(1)
+            self.upstream = Envoy("upstream", _upstream_bootstrap(up_port, up_admin, self.workdir), up_admin, self.workdir).start(1)
             wait_for_port(up_port)
             clusters = [_cluster("upstream", up_port)]
             clusters += [_cluster(name, up_port, filters) for name, filters in self.upstream_filters.items()]
@@ -320,10 +353,17 @@ class WrkResult:
     non_2xx: int
 
 
-def run_wrk(url: str, body_files: list[Path], seconds: int, connections: int = 16, threads: int = 1) -> WrkResult:
-    """wrk POSTing the given bodies (rotating when several) with the MCP request headers."""
+def run_wrk(url: str, body_files: list[Path], seconds: int, connections: int = 16, threads: int = 1,
+            replies: list[str] | None = None) -> WrkResult:
+    """wrk POSTing the given bodies (rotating when several) with the MCP request headers. `replies`,
+    when given, has one entry per body: a REPLY_HEADER value to send with it, or "" for none."""
     env = dict(os.environ)
     env["BENCH_BODY_FILES"] = ":".join(str(p) for p in body_files)
+    if replies is not None:
+        if len(replies) != len(body_files) or any(not re.fullmatch(r"[a-z0-9_]*", r) for r in replies):
+            raise ValueError(f"one reply kind ([a-z0-9_]*) per body file expected, got {replies}")
+        env["BENCH_REPLY_HEADER"] = REPLY_HEADER
+        env["BENCH_BODY_REPLIES"] = ":".join(r or "-" for r in replies)
     env["BENCH_HEADERS"] = json.dumps(REQUEST_HEADERS)
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",

@@ -1,6 +1,8 @@
 -- wrk script: POST the body file(s) named in BENCH_BODY_FILES (colon-separated; several are sent
 -- in turn) with the headers in BENCH_HEADERS (a flat JSON object), and print one machine-readable
--- summary line that bench/rig.py parses.
+-- summary line that bench/rig.py parses. When BENCH_BODY_REPLIES is set (one entry per body file,
+-- colon-separated, "-" for none), each body is sent with the header BENCH_REPLY_HEADER set to its
+-- entry: the upstream picks its reply by it.
 
 local function read_file(path)
   local f = assert(io.open(path, "rb"))
@@ -26,8 +28,22 @@ function init(args)
   for name, value in pairs(parse_headers(os.getenv("BENCH_HEADERS"))) do
     wrk.headers[name] = value
   end
+  local replies = {}
+  for reply in string.gmatch(os.getenv("BENCH_BODY_REPLIES") or "", "[^:]+") do
+    replies[#replies + 1] = reply
+  end
+  local reply_header = os.getenv("BENCH_REPLY_HEADER")
   for path in string.gmatch(os.getenv("BENCH_BODY_FILES") or "", "[^:]+") do
-    requests[#requests + 1] = wrk.format(nil, nil, nil, read_file(path))
+    local headers = nil
+    local reply = replies[#requests + 1]
+    if reply_header and reply and reply ~= "-" then
+      headers = {}
+      for name, value in pairs(wrk.headers) do
+        headers[name] = value
+      end
+      headers[reply_header] = reply
+    end
+    requests[#requests + 1] = wrk.format(nil, nil, headers, read_file(path))
   end
 end
 
