@@ -7,7 +7,7 @@
 //! A header that is absent is not a contradiction (older clients send none; the server decides
 //! whether it requires them).
 
-use crate::mcp::Message;
+use crate::mcp::{Message, RequestId};
 use std::borrow::Cow;
 
 /// The SEP-2243 headers of one request, as they arrived (first value of each).
@@ -49,6 +49,37 @@ impl Mismatch {
 
 /// JSON-RPC error code for a header/body mismatch (MCP 2026-07-28 `HeaderMismatch`).
 pub const HEADER_MISMATCH_CODE: i32 = -32020;
+
+/// The JSON-RPC error response for a rejected request, with the request's id (`null` when it
+/// has none). Written by hand: a JSON serialiser would add tens of KiB to the module.
+pub fn mismatch_response(mismatch: Mismatch, id: Option<&RequestId>) -> String {
+    let id = match id {
+        // The scanner accepted it as a JSON number: it is valid JSON as written.
+        Some(RequestId::Number(number)) => number.clone(),
+        Some(RequestId::String(text)) => json_string(text),
+        Some(RequestId::Null) | None => "null".to_owned(),
+    };
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{HEADER_MISMATCH_CODE},"message":{}}}}}"#,
+        json_string(mismatch.message())
+    )
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
 
 /// The body value `Mcp-Name` mirrors: `params.name` for `tools/call` and `prompts/get`,
 /// `params.uri` for `resources/read`, `resources/subscribe` and `resources/unsubscribe`.
@@ -235,6 +266,36 @@ mod tests {
                 check(&headers(None, Some(bad)), &unicode),
                 Err(Mismatch::Undecodable),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_error_response_is_json_rpc_with_the_request_id() {
+        let cases = [
+            (Some(RequestId::Number("7".into())), serde_json::json!(7)),
+            (
+                Some(RequestId::Number("-1.5e3".into())),
+                serde_json::json!(-1.5e3),
+            ),
+            (
+                Some(RequestId::String("a\"b\\c\n\u{1}é".into())),
+                serde_json::json!("a\"b\\c\n\u{1}é"),
+            ),
+            (Some(RequestId::Null), serde_json::Value::Null),
+            (None, serde_json::Value::Null),
+        ];
+        for (id, expected) in cases {
+            let text = mismatch_response(Mismatch::Name, id.as_ref());
+            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            assert_eq!(
+                parsed,
+                serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": expected,
+                    "error": {"code": -32020, "message": Mismatch::Name.message()},
+                }),
+                "{text}"
             );
         }
     }

@@ -12,7 +12,7 @@ use crate::mcp::RequestId;
 use crate::plan::{self, ArrivedHeaders, HeaderChange};
 use crate::request_headers::RequestHeaders;
 use crate::response::{ResponseOutcome, ResponseWatcher};
-use crate::routing_headers::{Mismatch, RoutingHeaders, HEADER_MISMATCH_CODE};
+use crate::routing_headers::{self, Mismatch, RoutingHeaders};
 use crate::semconv::{self, RequestSpan, TransportHeaders};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -164,17 +164,7 @@ impl McpRequest {
 /// Answers a request whose SEP-2243 headers contradict its body: HTTP 400 with a JSON-RPC
 /// `HeaderMismatch` error carrying the request's id.
 fn reject_mismatch(mismatch: Mismatch, id: Option<&RequestId>) {
-    let id = match id {
-        Some(RequestId::Number(number)) => serde_json::from_str(number).unwrap_or_default(),
-        Some(RequestId::String(text)) => serde_json::Value::String(text.clone()),
-        Some(RequestId::Null) | None => serde_json::Value::Null,
-    };
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": HEADER_MISMATCH_CODE, "message": mismatch.message() },
-    })
-    .to_string();
+    let body = routing_headers::mismatch_response(mismatch, id);
     let headers = [("content-type", "application/json")];
     if let Err(error) =
         host::send_local_response(400, "mcp_header_mismatch", &headers, body.as_bytes())
