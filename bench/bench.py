@@ -31,7 +31,7 @@ from rig import (REPO_ROOT, Rig, Variant, WrkResult, buffer_filter, floor_filter
 from e2e_lib.envoy import wasm_filter
 
 SIZES = {"1KB": 1_000, "64KB": 64_000, "1MB": 1_000_000}
-ALL_FEATURES = {"precedence": "header", "baggage": "merge", "span_headers": True}
+ALL_FEATURES = {"precedence": "header", "baggage": "merge", "span_metadata": True, "span_headers": True}
 # Targets for `ours` (the filter with `{}`), as (size, baseline, least ratio of req/s). Checked,
 # printed and written to the results file; never asserted: a missed target does not fail the run.
 TARGETS = [

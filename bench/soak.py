@@ -35,7 +35,7 @@ from rig import (META_TRACEPARENT, REPLY_BATCH, REPLY_SSE, REPO_ROOT, Rig, Varia
 from e2e_lib.envoy import wasm_filter
 
 MAX_BODY_BYTES = 1024 * 1024  # the filter's default; well under the rig's 4 MiB buffer limit
-GATEWAY_CONFIG = {"precedence": "header", "baggage": "merge", "span_headers": True, "max_body_bytes": MAX_BODY_BYTES}
+GATEWAY_CONFIG = {"precedence": "header", "baggage": "merge", "span_metadata": True, "span_headers": True, "max_body_bytes": MAX_BODY_BYTES}
 # Size of each allocation-targeting body: as large as the filter will scan.
 SHAPE_BYTES = 1_000_000
 # Allowed growth between the middle and the end of the run: allocator and V8 heap jitter, not a leak.
