@@ -76,12 +76,21 @@ pub fn plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &Digest) -> Pla
     let mut dropped = false;
     if let Some(traceparent) = &meta.traceparent {
         // Parsed only when the header could win.
-        let header_wins = config.precedence == Precedence::Header
-            && arrived.traceparent.and_then(TraceParent::parse).is_some();
-        if header_wins {
-            header_kept = true;
-        } else {
-            lift_context(traceparent, meta.tracestate.as_ref(), arrived, &mut changes);
+        let header_parent = match config.precedence {
+            Precedence::Header => arrived.traceparent.and_then(TraceParent::parse),
+            Precedence::Meta => None,
+        };
+        match (header_parent, arrived.traceparent) {
+            (Some(parent), Some(text)) => {
+                header_kept = true;
+                // A later version's header stays the header's context, in the version-00 form
+                // tracers read (Envoy's drops anything longer and starts a new trace).
+                let version_00 = parent.to_header_value();
+                if version_00 != text {
+                    changes.push(HeaderChange::Set(TRACEPARENT, version_00));
+                }
+            }
+            _ => lift_context(traceparent, meta.tracestate.as_ref(), arrived, &mut changes),
         }
     }
     if let Some(baggage) = &meta.baggage {
@@ -92,7 +101,10 @@ pub fn plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &Digest) -> Pla
         }
     }
 
-    let outcome = if !changes.is_empty() {
+    let lifted = changes
+        .iter()
+        .any(|change| !matches!(change, HeaderChange::Set(TRACEPARENT, _)) || !header_kept);
+    let outcome = if lifted {
         Outcome::Lifted
     } else if header_kept {
         Outcome::HeaderKept
@@ -211,4 +223,56 @@ fn baggage_change(mode: BaggageMode, meta: &Baggage, arrived: Option<&str>) -> B
         },
     };
     BaggageDecision::Set(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::digest;
+    use crate::routing_headers::RoutingHeaders;
+
+    const META_TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03";
+    const HEADER_TP: &str = "00-11111111111111111111111111111111-2222222222222222-01";
+
+    fn plan_for(precedence: Precedence, header: &str, meta_baggage: Option<&str>) -> Plan {
+        let baggage = meta_baggage
+            .map(|b| format!(r#","baggage":"{b}""#))
+            .unwrap_or_default();
+        let body = format!(
+            r#"{{"id":1,"method":"ping","params":{{"_meta":{{"traceparent":"{META_TP}"{baggage}}}}}}}"#
+        );
+        let digest = digest(body.as_bytes(), &RoutingHeaders::default()).unwrap_or_default();
+        let config = Config {
+            precedence,
+            ..Config::default()
+        };
+        let arrived = ArrivedHeaders {
+            traceparent: Some(header),
+            ..ArrivedHeaders::default()
+        };
+        plan(&config, &arrived, &digest)
+    }
+
+    #[test]
+    fn a_kept_future_version_header_is_forwarded_as_version_00() {
+        let future = format!("01{}-extra", &HEADER_TP[2..]);
+        let kept = plan_for(Precedence::Header, &future, None);
+        assert_eq!(
+            kept.changes,
+            vec![HeaderChange::Set(TRACEPARENT, HEADER_TP.to_owned())]
+        );
+        assert_eq!(kept.outcome, Outcome::HeaderKept);
+        let with_baggage = plan_for(Precedence::Header, &future, Some("k=v"));
+        assert_eq!(with_baggage.outcome, Outcome::Lifted);
+        // A version-00 header is left exactly as it is.
+        let plain = plan_for(Precedence::Header, HEADER_TP, None);
+        assert_eq!(plain.changes, vec![]);
+        assert_eq!(plain.outcome, Outcome::HeaderKept);
+        // With `_meta` precedence the header plays no part.
+        let meta = plan_for(Precedence::Meta, &future, None);
+        assert_eq!(
+            meta.changes,
+            vec![HeaderChange::Set(TRACEPARENT, META_TP.to_owned())]
+        );
+    }
 }
