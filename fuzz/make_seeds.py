@@ -16,6 +16,11 @@ TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TP_SDK = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"
 TP_FUTURE = "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-the-future-will-be-like"
 
+# 20 members: two of 200 characters (cut first), then short ones from the right until 512.
+LONG_TRACESTATE = ",".join(
+    [f"big{i}=" + "b" * 195 for i in range(2)] + [f"v{i:02}=" + "s" * 40 for i in range(18)]
+)
+
 TRACEPARENTS = [
     TP,
     TP_SDK,
@@ -27,6 +32,9 @@ TRACEPARENTS = [
     "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
     "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",
     "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx-evil: 1",
+    # A later version of exactly 55 bytes, and one whose suffix is not visible ASCII.
+    "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    "02-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-a b",
     " 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     "",
 ]
@@ -44,6 +52,8 @@ TRACESTATES = [
     ",".join(f"k{i:02}={i}" for i in range(1, 34)),
     "foo=1\r\nx-evil: 1",
     " \t ",
+    # Longer than the 512 bytes the filter lifts, with members over 128 characters.
+    LONG_TRACESTATE,
 ]
 
 BAGGAGES = [
@@ -73,17 +83,39 @@ CONFIGS = [
     '{"span_headers":"yes"}',
     '[]',
     '{"baggage":"meta","baggage":"keep"}',
+    '{"span_metadata":true,"header_mismatch":"count"}',
+    '{"header_mismatch":"ignore"}',
+    '{"span_metadata":1}',
 ]
 
 
-def tools_call(meta, name="get_weather", request_id=7):
+def tools_call(meta, name="get_weather", request_id=7, method="tools/call"):
     params = {"name": name, "arguments": {"city": "Paris"}}
     if meta is not None:
         params["_meta"] = meta
     return json.dumps(
-        {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params},
+        {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params},
         separators=(",", ":"),
     )
+
+
+TP_OTHER = "00-11111111111111111111111111111111-2222222222222222-01"
+
+# A batch whose messages carry two different contexts, the first one twice and once escaped:
+# the upstream role rewrites only the first context's two plain copies.
+TWO_CONTEXTS = (
+    "["
+    + tools_call({"traceparent": TP_SDK, "tracestate": "a=1"}, request_id=1)
+    + ","
+    + tools_call({"traceparent": TP_OTHER, "baggage": "k=other"}, request_id=2)
+    + ","
+    + tools_call({"traceparent": TP_SDK}, request_id=3)
+    + ","
+    + '{"jsonrpc":"2.0","id":4,"method":"ping","params":{"_meta":{"traceparent":"\\u0030'
+    + TP_SDK[1:]
+    + '"}}}'
+    + "]"
+)
 
 
 BODIES = [
@@ -108,30 +140,87 @@ BODIES = [
     '"just a string"',
     '{"id":1,"method":"tools/call","params":{"name":"a\\r\\nx-evil: 1"}}',
     "[" * 40 + "]" * 40,
+    TWO_CONTEXTS,
+    tools_call({"traceparent": TP}, method="my/custom"),
+    tools_call({"traceparent": TP}, name="a\u0000b\u001b[31m\u007f\u0085c"),
+    '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":'
+    '{"io.modelcontextprotocol/protocolVersion":"2026-07-28","traceparent":"' + TP_FUTURE + '"}}}',
 ]
 
 
 def plan_input(config_bits, present, headers, upstream, body):
-    """Packs one request_plan input (see RequestInput in fuzz/src/lib.rs)."""
+    """Packs one request_plan input (see RequestInput in fuzz/src/lib.rs): seven header values
+    (traceparent, tracestate, baggage, mcp-session-id, mcp-protocol-version, mcp-method,
+    mcp-name), the upstream traceparent and the body."""
+    headers = list(headers) + [""] * (7 - len(headers))
     fields = [h.encode() for h in headers] + [upstream.encode(), body.encode()]
     return bytes([config_bits, present]) + b"\xff".join(fields)
+
+
+# Presence bits of plan_input's headers.
+TRACEPARENT, TRACESTATE, BAGGAGE, SESSION, PROTOCOL, METHOD, NAME = (1 << i for i in range(7))
+
+# Configuration bits.
+PRECEDENCE_HEADER = 1
+MERGE, HEADER_BAGGAGE, DROP = 1 << 1, 2 << 1, 3 << 1
+SPAN_HEADERS = 8
 
 
 def plan_inputs():
     full_meta = BODIES[0]
     batch = BODIES[7]
+    nothing = ["", "", "", "", ""]
+    long_state = tools_call({"traceparent": TP, "tracestate": LONG_TRACESTATE})
+    future = tools_call({"traceparent": TP_FUTURE, "tracestate": "f=1", "baggage": "k=v"})
+    future_55 = tools_call({"traceparent": "01" + TP[2:]})
+    empty_name = tools_call({"traceparent": TP}, name="")
+    uri = (
+        '{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///a b",'
+        '"_meta":{"traceparent":"' + TP + '","baggage":"k=v"}}}'
+    )
     return [
-        plan_input(0, 0, ["", "", "", "", ""], "", full_meta),
-        plan_input(0, 0b11111, [TP, "congo=t61rcWkgMzE", "a=1", "sess-1", "2025-06-18"], "", full_meta),
-        plan_input(1, 0b00111, [TP, "congo=1", "h=2"], "", full_meta),
-        plan_input(0b011, 0b00100, ["", "", "a=1,k=2"], "", full_meta),
-        plan_input(0b101, 0b00100, ["", "", "h=1"], "", full_meta),
-        plan_input(0b111, 0, ["", "", "", "", ""], "", full_meta),
-        plan_input(0b1000, 0b11000, ["", "", "", "s", "2025-06-18"], TP, batch),
-        plan_input(0b1010, 0b00110, ["", "x=1", "bad baggage"], "", BODIES[3]),
-        plan_input(0, 0, ["", "", "", "", ""], TP_FUTURE, BODIES[5]),
-        plan_input(0b1000, 0, ["", "", "", "", ""], "", BODIES[16]),
-        plan_input(0, 0, ["", "", "", "", ""], "", BODIES[12]),
+        plan_input(0, 0, nothing, "", full_meta),
+        plan_input(0, TRACEPARENT | TRACESTATE | BAGGAGE | SESSION | PROTOCOL,
+                   [TP, "congo=t61rcWkgMzE", "a=1", "sess-1", "2025-06-18"], "", full_meta),
+        plan_input(PRECEDENCE_HEADER, TRACEPARENT | TRACESTATE | BAGGAGE,
+                   [TP, "congo=1", "h=2"], "", full_meta),
+        plan_input(MERGE, BAGGAGE, ["", "", "a=1,k=2"], "", full_meta),
+        plan_input(HEADER_BAGGAGE | PRECEDENCE_HEADER, BAGGAGE, ["", "", "h=1"], "", full_meta),
+        plan_input(DROP | PRECEDENCE_HEADER, 0, nothing, "", full_meta),
+        plan_input(SPAN_HEADERS, SESSION | PROTOCOL, ["", "", "", "s", "2025-06-18"], TP, batch),
+        plan_input(SPAN_HEADERS | MERGE, TRACESTATE | BAGGAGE, ["", "x=1", "bad baggage"], "", BODIES[3]),
+        plan_input(0, 0, nothing, TP_FUTURE, BODIES[5]),
+        plan_input(SPAN_HEADERS, 0, nothing, "", BODIES[16]),
+        plan_input(0, 0, nothing, "", BODIES[12]),
+        # The rules of the bounded digest and the version-00 lift.
+        plan_input(0, TRACESTATE, ["", "old=1"], "", long_state),
+        plan_input(MERGE, BAGGAGE, ["", "", "h=1;p, k=header"], "", future),
+        plan_input(0, 0, nothing, "", future_55),
+        plan_input(PRECEDENCE_HEADER, TRACEPARENT, [TP_OTHER], "", TWO_CONTEXTS),
+        plan_input(0, TRACESTATE, ["", "h=1"], "", TWO_CONTEXTS),
+        plan_input(0, 0, nothing, TP_OTHER, TWO_CONTEXTS),
+        # `precedence: header` keeps a later-version header in its version-00 form, and lifts
+        # `_meta` when there is no header, whatever becomes of the baggage.
+        plan_input(PRECEDENCE_HEADER, TRACEPARENT | TRACESTATE, [TP_FUTURE, "h=1"], "", full_meta),
+        plan_input(PRECEDENCE_HEADER | HEADER_BAGGAGE, TRACEPARENT | BAGGAGE, [TP_FUTURE, "", "h=1"], "", full_meta),
+        plan_input(PRECEDENCE_HEADER | HEADER_BAGGAGE, BAGGAGE, ["", "", "h=1"], "", full_meta),
+        # `baggage: header` ignores an invalid header; `drop` counts as dropped.
+        plan_input(HEADER_BAGGAGE, BAGGAGE, ["", "", "not baggage"], "", full_meta),
+        plan_input(DROP, BAGGAGE, ["", "", "h=1"], "", tools_call({"baggage": "k=v"})),
+        # Span values: methods outside MCP, control characters, an empty tool name, the
+        # protocol version from `_meta`.
+        plan_input(SPAN_HEADERS, SESSION, ["", "", "", "s\u001b1"], "", BODIES[19]),
+        plan_input(SPAN_HEADERS, PROTOCOL, ["", "", "", "", "2025-06-18\t"], "", BODIES[20]),
+        plan_input(SPAN_HEADERS, 0, nothing, "", BODIES[21]),
+        plan_input(SPAN_HEADERS, 0, nothing, "", empty_name),
+        # SEP-2243: Mcp-Method / Mcp-Name agreeing, contradicting, base64, undecodable.
+        plan_input(0, METHOD | NAME, nothing + ["tools/call", "get_weather"], "", full_meta),
+        plan_input(0, METHOD, nothing + ["tools/list"], "", full_meta),
+        plan_input(0, NAME, nothing + ["", "=?base64?Z2V0X3dlYXRoZXI=?="], "", full_meta),
+        plan_input(0, NAME, nothing + ["", "=?base64?Z2V0X3dlYXRoZXJ=?="], "", full_meta),
+        plan_input(0, METHOD | NAME, nothing + ["resources/read", "file:///a b"], "", uri),
+        plan_input(0, METHOD | NAME, nothing + ["tools/call", "t"], "", TWO_CONTEXTS),
+        plan_input(0, METHOD, nothing + ["tools/call"], "", BODIES[9]),
     ]
 
 

@@ -73,6 +73,8 @@ pub fn plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &Digest) -> Pla
 
     let mut changes = Vec::new();
     let mut header_kept = false;
+    // The header's own `traceparent` rewritten to version 00: a change that lifts nothing.
+    let mut header_rewritten = false;
     let mut dropped = false;
     if let Some(traceparent) = &meta.traceparent {
         // Parsed only when the header could win.
@@ -88,6 +90,7 @@ pub fn plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &Digest) -> Pla
                 let version_00 = parent.to_header_value();
                 if version_00 != text {
                     changes.push(HeaderChange::Set(TRACEPARENT, version_00));
+                    header_rewritten = true;
                 }
             }
             _ => lift_context(traceparent, meta.tracestate.as_ref(), arrived, &mut changes),
@@ -101,9 +104,7 @@ pub fn plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &Digest) -> Pla
         }
     }
 
-    let lifted = changes
-        .iter()
-        .any(|change| !matches!(change, HeaderChange::Set(TRACEPARENT, _)) || !header_kept);
+    let lifted = changes.len() > usize::from(header_rewritten);
     let outcome = if lifted {
         Outcome::Lifted
     } else if header_kept {

@@ -197,10 +197,15 @@ pub fn known_method(method: &str) -> &'static str {
         .unwrap_or(OTHER_METHOD)
 }
 
-/// The tool or prompt name a span is named after.
+/// The tool or prompt name a span is named after; an empty name is no target (the span is
+/// then named after the method alone, without a trailing space).
 fn target(message: &Message, method: &str) -> Option<String> {
     match method {
-        "tools/call" | "prompts/get" => message.name.as_deref().map(sanitized),
+        "tools/call" | "prompts/get" => message
+            .name
+            .as_deref()
+            .filter(|name| !name.is_empty())
+            .map(sanitized),
         _ => None,
     }
 }
@@ -375,6 +380,17 @@ mod tests {
             .unwrap_or("");
         assert!(tool.len() <= MAX_VALUE_BYTES && tool.len() >= MAX_VALUE_BYTES - 1);
         assert!(tool.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn an_empty_target_names_the_span_after_the_method_alone() {
+        for method in ["tools/call", "prompts/get"] {
+            let body = format!(r#"{{"id":1,"method":"{method}","params":{{"name":""}}}}"#);
+            let s = span(&body, TransportHeaders::default());
+            assert_eq!(s.as_ref().map(|s| s.name.as_str()), Some(method), "{body}");
+            assert_eq!(s.as_ref().and_then(|s| s.attribute(TOOL_NAME)), None);
+            assert_eq!(s.as_ref().and_then(|s| s.attribute(PROMPT_NAME)), None);
+        }
     }
 
     #[test]

@@ -303,6 +303,38 @@ fn batch_takes_the_first_message_with_a_valid_context() {
 }
 
 #[test]
+fn a_lift_beside_a_kept_header_baggage_counts_as_lifted() {
+    // `precedence: header` without a header traceparent lifts `_meta`'s; the header baggage
+    // that `baggage: header` keeps does not make the request `header_kept`.
+    let body = body(&[("traceparent", &quoted(META_TP)), ("baggage", "\"m=1\"")]);
+    let arrived = ArrivedHeaders {
+        baggage: Some("h=1"),
+        ..ArrivedHeaders::default()
+    };
+    let result = run(
+        &config(Precedence::Header, BaggageMode::Header),
+        arrived,
+        &body,
+    );
+    assert_eq!(result.changes, vec![set("traceparent", META_TP)]);
+    assert_eq!(result.outcome, Outcome::Lifted);
+    // A later-version header kept in its version-00 form is no lift, with or without it.
+    let future = format!("01{}-extra", &HEADER_TP[2..]);
+    let arrived = ArrivedHeaders {
+        traceparent: Some(&future),
+        baggage: Some("h=1"),
+        ..ArrivedHeaders::default()
+    };
+    let result = run(
+        &config(Precedence::Header, BaggageMode::Header),
+        arrived,
+        &body,
+    );
+    assert_eq!(result.changes, vec![set("traceparent", HEADER_TP)]);
+    assert_eq!(result.outcome, Outcome::HeaderKept);
+}
+
+#[test]
 fn no_meta_means_no_change() {
     let arrived = ArrivedHeaders {
         traceparent: Some(HEADER_TP),

@@ -13,7 +13,13 @@ fn id(n: &str) -> Option<RequestId> {
 }
 
 fn watch(content_type: &str, chunks: &[&[u8]]) -> Option<ResponseOutcome> {
-    let mut watcher = ResponseWatcher::new(Some(content_type), id("7"), LIMIT)?;
+    watch_within(LIMIT, content_type, chunks)
+}
+
+/// The outcome a watcher holding at most `limit` bytes finds in `chunks`, the last one ending
+/// the stream; an outcome reported twice fails.
+fn watch_within(limit: usize, content_type: &str, chunks: &[&[u8]]) -> Option<ResponseOutcome> {
+    let mut watcher = ResponseWatcher::new(Some(content_type), id("7"), limit)?;
     let last = chunks.len().saturating_sub(1);
     let mut found = None;
     for (i, chunk) in chunks.iter().enumerate() {
@@ -121,16 +127,55 @@ fn multi_line_data_and_a_missing_final_blank_line() {
 
 #[test]
 fn an_event_over_the_limit_is_skipped_but_later_ones_are_read() {
-    let mut watcher = ResponseWatcher::new(Some("text/event-stream"), id("7"), 64).unwrap();
-    let big = format!("data: {}\n\n", "x".repeat(200));
-    assert_eq!(watcher.feed(big.as_bytes(), false), None);
-    let stream = sse(&[ERROR_BODY], "\n");
-    let mut watcher_big_limit =
-        ResponseWatcher::new(Some("text/event-stream"), id("7"), 4096).unwrap();
-    assert_eq!(watcher_big_limit.feed(big.as_bytes(), false), None);
-    assert_eq!(watcher_big_limit.feed(&stream, true), error("-32602"));
-    let mut json = ResponseWatcher::new(Some("application/json"), id("7"), 16).unwrap();
-    assert_eq!(json.feed(ERROR_BODY, true), None);
+    const SMALL: usize = 128;
+    // The oversized event is itself a response to the watched request (a success): read whole,
+    // it would be the outcome, so finding the later error proves it was skipped, not misread.
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"result":{{"content":[{{"type":"text","text":"{}"}}]}}}}"#,
+        "x".repeat(3 * SMALL)
+    );
+    assert!(big.len() > SMALL, "the first event must not fit");
+    assert!(
+        ERROR_BODY.len() + "data: ".len() <= SMALL,
+        "the later one must"
+    );
+    for newline in ["\n", "\r\n", "\r"] {
+        let stream = sse(&[big.as_bytes(), ERROR_BODY], newline);
+        // Whole, and in pieces that cross the limit inside the big event.
+        for piece in [stream.len(), 200, 61, 7] {
+            let chunks: Vec<&[u8]> = stream.chunks(piece).collect();
+            assert_eq!(
+                watch_within(SMALL, "text/event-stream", &chunks),
+                error("-32602"),
+                "{newline:?}, pieces of {piece}"
+            );
+        }
+        // The same big event split over many `data:` lines, each one short.
+        let lines: Vec<String> = big
+            .as_bytes()
+            .chunks(40)
+            .map(|line| format!("data: {}", String::from_utf8_lossy(line)))
+            .collect();
+        let mut split = lines.join(newline).into_bytes();
+        split.extend_from_slice(format!("{newline}{newline}").as_bytes());
+        split.extend_from_slice(&sse(&[ERROR_BODY], newline));
+        assert_eq!(
+            watch_within(SMALL, "text/event-stream", &[&split]),
+            error("-32602"),
+            "{newline:?}, many data lines"
+        );
+        // With room for it, the big event is the outcome: the limit is what skipped it above.
+        assert_eq!(
+            watch_within(4096, "text/event-stream", &[&stream]),
+            success()
+        );
+    }
+    // A JSON body over the limit yields nothing, whatever it holds.
+    assert_eq!(watch_within(16, "application/json", &[ERROR_BODY]), None);
+    assert_eq!(
+        watch_within(ERROR_BODY.len(), "application/json", &[ERROR_BODY]),
+        error("-32602")
+    );
 }
 
 proptest! {

@@ -8,12 +8,16 @@
 //! libFuzzer records a finding, so panics, `unwrap` and `expect` are the point here.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod reading;
 mod reference;
+mod rules;
 
 use mcp_trace_filter::body_sync;
-use mcp_trace_filter::config::{BaggageMode, Config, Precedence, Role};
+use mcp_trace_filter::config::{BaggageMode, Config, HeaderMismatch, Precedence, Role};
+use mcp_trace_filter::digest::{self, Digest};
 use mcp_trace_filter::mcp::{self, Message, MetaValue, NotMcp, RequestId, ScannedBody};
 use mcp_trace_filter::plan::{self, ArrivedHeaders, HeaderChange, Outcome};
+use mcp_trace_filter::routing_headers::RoutingHeaders;
 use mcp_trace_filter::semconv::{self, TransportHeaders};
 use mcp_trace_filter::trace_context::{
     baggage::{MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS},
@@ -160,20 +164,33 @@ pub fn baggage(data: &[u8]) {
     }
 }
 
-fn check_baggage(data: &[u8]) -> Option<Baggage> {
+/// A baggage value as sent, with the filter's and the reference's readings of it.
+struct ParsedBaggage {
+    text: String,
+    parsed: Baggage,
+    members: Vec<reference::BaggageMember>,
+}
+
+fn check_baggage(data: &[u8]) -> Option<ParsedBaggage> {
     let input = String::from_utf8_lossy(data);
     let parsed = Baggage::parse(&input);
     let expected = reference::baggage(&input);
     assert_eq!(
         parsed
             .as_ref()
-            .map(|b| b.keys().map(str::to_owned).collect()),
-        expected,
+            .map(|b| b.keys().map(str::to_owned).collect::<Vec<_>>()),
+        expected
+            .as_ref()
+            .map(|members| members.iter().map(|m| m.key.clone()).collect()),
         "Baggage::parse({input:?}) disagrees with the reference"
     );
-    let baggage = parsed?;
-    assert_baggage_header(&baggage);
-    Some(baggage)
+    let parsed = parsed?;
+    assert_baggage_header(&parsed);
+    Some(ParsedBaggage {
+        text: input.into_owned(),
+        parsed,
+        members: expected?,
+    })
 }
 
 /// The header value of a parsed or merged baggage is safe, within the W3C limits, and stable.
@@ -194,29 +211,22 @@ fn assert_baggage_header(baggage: &Baggage) {
     assert_eq!(again.to_header_value(), out, "baggage not stable");
 }
 
-/// `_meta` members first (all of them), then the header's members whose key `_meta` lacks, in
-/// order, as many as fit.
-fn check_merge(winner: &Baggage, other: &Baggage) {
-    let merged = Baggage::merge(winner, other);
+/// `merge` mode: the union the README's baggage table describes, as `rules` states it.
+fn check_merge(winner: &ParsedBaggage, other: &ParsedBaggage) {
+    let merged = Baggage::merge(&winner.parsed, &other.parsed);
     assert_baggage_header(&merged);
-    if winner.is_empty() {
-        assert!(merged.keys().eq(other.keys()));
+    if winner.members.is_empty() {
+        // `_meta` baggage without members is never lifted; the union is then the header's.
+        assert!(merged.keys().eq(other.parsed.keys()));
         return;
     }
-    let merged_keys: Vec<&str> = merged.keys().collect();
-    let winner_keys: Vec<&str> = winner.keys().collect();
-    assert!(
-        merged_keys.starts_with(&winner_keys),
-        "merge lost or reordered the winning members"
-    );
-    let candidates: Vec<&str> = other
-        .keys()
-        .filter(|key| !winner_keys.contains(key))
-        .collect();
-    let added = &merged_keys[winner_keys.len()..];
-    assert!(
-        candidates.starts_with(added),
-        "merge added {added:?}, not a prefix of {candidates:?}"
+    let expected = rules::merged_baggage(&winner.text, &winner.members, &other.members);
+    assert_eq!(
+        merged.to_header_value(),
+        expected,
+        "merge of {:?} and {:?}",
+        winner.text,
+        other.text
     );
 }
 
@@ -311,6 +321,18 @@ fn expected_config(document: &Map<String, Value>) -> Config {
                     .as_bool()
                     .unwrap_or_else(|| panic!("accepted span_headers {value}"))
             }
+            "span_metadata" => {
+                expected.span_metadata = value
+                    .as_bool()
+                    .unwrap_or_else(|| panic!("accepted span_metadata {value}"))
+            }
+            "header_mismatch" => {
+                expected.header_mismatch = match text {
+                    Some("reject") => HeaderMismatch::Reject,
+                    Some("count") => HeaderMismatch::Count,
+                    _ => panic!("accepted header_mismatch {value}"),
+                }
+            }
             "max_body_bytes" => {
                 let limit = value
                     .as_u64()
@@ -338,33 +360,18 @@ fn config_json(config: &Config) -> String {
         Role::Gateway => "gateway",
         Role::Upstream => "upstream",
     };
+    let mismatch = match config.header_mismatch {
+        HeaderMismatch::Reject => "reject",
+        HeaderMismatch::Count => "count",
+    };
     format!(
-        r#"{{"precedence":"{precedence}","baggage":"{baggage}","max_body_bytes":{},"span_headers":{},"role":"{role}"}}"#,
-        config.max_body_bytes, config.span_headers
+        r#"{{"precedence":"{precedence}","baggage":"{baggage}","max_body_bytes":{},"span_headers":{},"span_metadata":{},"header_mismatch":"{mismatch}","role":"{role}"}}"#,
+        config.max_body_bytes, config.span_headers, config.span_metadata
     )
 }
 
 // ---------------------------------------------------------------------------------------------
 // scan_body
-
-/// Findings reported against code this crate's author may not change (the scanner in
-/// `src/mcp/`), each with its reproducer in `regressions/open/<target>/`. The checks stay
-/// strict; a fuzzing run can set `MCP_FUZZ_TOLERATE` to a comma-separated list of these names
-/// to look past a known finding and keep searching for new ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenFinding {
-    /// `error.code` keeps an earlier number when a later duplicate `code` is not a number.
-    ErrorCodeDuplicate,
-}
-
-fn tolerated(finding: OpenFinding) -> bool {
-    static TOLERATED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let list = TOLERATED.get_or_init(|| std::env::var("MCP_FUZZ_TOLERATE").unwrap_or_default());
-    let name = match finding {
-        OpenFinding::ErrorCodeDuplicate => "error_code_duplicate",
-    };
-    list.split(',').any(|item| item.trim() == name)
-}
 
 /// `mcp::scan` never panics and agrees with serde_json: a body serde_json reads as an object or
 /// array scans, and its recorded fields are what serde_json finds at the same paths (the last
@@ -418,6 +425,15 @@ pub fn scan_body(data: &[u8]) {
                 }
             }
         }
+    }
+    let digest = digest::digest(data, &RoutingHeaders::default());
+    match (&result, digest) {
+        (Ok(scanned), Ok(digest)) => {
+            check_digest(data, &digest, scanned, reference.as_ref().ok());
+            assert_eq!(digest.header_mismatch, None, "a mismatch without headers");
+        }
+        (Err(scan), Err(digest)) => assert_eq!(*scan, digest),
+        (scan, digest) => panic!("scan {scan:?} but digest {digest:?}"),
     }
 }
 
@@ -564,6 +580,14 @@ fn compare_message(message: &Message, object: &Map<String, Value>, shown: &dyn F
         }
     }
 
+    assert_eq!(
+        message.meta.protocol_version.as_deref(),
+        meta.and_then(|m| m.get("io.modelcontextprotocol/protocolVersion"))
+            .and_then(Value::as_str),
+        "_meta protocol version: {}",
+        shown()
+    );
+
     // Responses: only objects are compared; what a non-object `error`/`result` records is not
     // something the scanner promises.
     match object.get("error") {
@@ -571,7 +595,6 @@ fn compare_message(message: &Message, object: &Map<String, Value>, shown: &dyn F
         Some(Value::Object(error)) => {
             let code = message.error.as_ref().and_then(|e| e.code.as_deref());
             match error.get("code") {
-                Some(last) if !last.is_number() && tolerated(OpenFinding::ErrorCodeDuplicate) => {}
                 Some(Value::Number(n)) => {
                     let reparsed = code.and_then(|c| serde_json::from_str::<Value>(c).ok());
                     assert_eq!(
@@ -602,24 +625,91 @@ fn compare_message(message: &Message, object: &Map<String, Value>, shown: &dyn F
 }
 
 // ---------------------------------------------------------------------------------------------
+// digest
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The digest holds what the README says the filter decides on: the batch flag; the request
+/// (the first message with a method); the context (the first message with a valid
+/// `_meta.traceparent`, else the first with any trace value) and its parsed `traceparent`; and
+/// where that `traceparent` can be rewritten in place: every unescaped 55-byte copy that a
+/// reader of the body takes for a message's `_meta.traceparent`, another context left out.
+/// `reading` is serde_json's reading of `body`, when serde_json accepts it.
+fn check_digest(body: &[u8], digest: &Digest, scanned: &ScannedBody, reading: Option<&Value>) {
+    assert_eq!(digest.batch, scanned.batch);
+    let request = scanned.messages.iter().find(|m| m.method.is_some());
+    assert_eq!(digest.request.as_ref(), request, "digest request");
+    let Some(reading) = reading else {
+        // serde_json is stricter than JSON here (lone surrogate escapes, deep nesting, numbers
+        // beyond f64): only what the ranges promise about themselves is checked.
+        let chosen = digest
+            .context
+            .as_ref()
+            .and_then(|c| c.meta.traceparent.as_ref())
+            .and_then(MetaValue::text);
+        for range in &digest.context_ranges {
+            assert_eq!(body.get(range.clone()), chosen.map(str::as_bytes));
+            assert_eq!(range.len(), 55);
+        }
+        return;
+    };
+    let messages = reading::messages(reading);
+    assert_eq!(messages.len(), scanned.messages.len(), "{}", lossy(body));
+    let context = rules::context_index(&messages);
+    assert_eq!(
+        digest.context.as_ref(),
+        context.map(|i| &scanned.messages[i]),
+        "digest context: {}",
+        lossy(body)
+    );
+    let chosen = context.and_then(|i| reading::meta_text(messages[i].1, "traceparent"));
+    let parent = chosen.and_then(reference::traceparent);
+    assert_eq!(digest.context_parent, parent, "digest context_parent");
+    let expected_ranges = match (chosen, parent) {
+        (Some(text), Some(_)) if text.len() == 55 => {
+            reading::traceparent_slots(body, reading, text)
+        }
+        _ => Vec::new(),
+    };
+    assert_eq!(
+        digest.context_ranges,
+        expected_ranges,
+        "where {chosen:?} can be rewritten: {}",
+        lossy(body)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // request_plan
 
 /// A valid version-00 `traceparent` for the upstream role when the input names none.
 const PROXY_PARENT: [u8; 8] = [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
 
+/// The request headers the target models, in the order of their presence bits and fields.
+const HEADERS: [&str; 7] = [
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+];
+
 /// One request as the filter sees it, decoded from fuzzer bytes:
 ///
 /// - byte 0: configuration. Bit 0: `precedence` header (else meta); bits 1-2: `baggage` mode
 ///   (meta, merge, header, drop); bit 3: `span_headers`.
-/// - byte 1: which request headers arrived. Bit 0 `traceparent`, 1 `tracestate`, 2 `baggage`,
-///   3 `mcp-session-id`, 4 `mcp-protocol-version`.
-/// - then fields separated by `0xFF` (a byte UTF-8 never uses): the five header values in that
-///   order, the `traceparent` the upstream request carries for the body sync (empty: derived
-///   from the body's context with a new parent id), and the body, which is everything after
-///   the sixth separator and may itself hold `0xFF`.
+/// - byte 1: which request headers arrived, one bit each in the order of [`HEADERS`].
+/// - then fields separated by `0xFF` (a byte UTF-8 never uses): the seven header values in
+///   that order, the `traceparent` the upstream request carries for the body sync (empty:
+///   derived from the body's context with a new parent id), and the body, which is everything
+///   after the eighth separator and may itself hold `0xFF`.
 struct RequestInput<'a> {
     config: Config,
-    headers: [Option<String>; 5],
+    headers: [Option<String>; 7],
     upstream: String,
     body: &'a [u8],
 }
@@ -629,9 +719,9 @@ impl RequestInput<'_> {
         let config_bits = data.first().copied().unwrap_or(0);
         let present = data.get(1).copied().unwrap_or(0);
         let rest = data.get(2..).unwrap_or_default();
-        let mut fields = rest.splitn(7, |b| *b == 0xFF);
-        let mut text = || String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
-        let mut headers: [Option<String>; 5] = Default::default();
+        let mut fields = rest.splitn(HEADERS.len() + 2, |b| *b == 0xFF);
+        let mut text = || lossy(fields.next().unwrap_or_default());
+        let mut headers: [Option<String>; 7] = Default::default();
         for (index, slot) in headers.iter_mut().enumerate() {
             let value = text();
             if present & (1 << index) != 0 {
@@ -665,94 +755,103 @@ impl RequestInput<'_> {
 }
 
 /// The whole per-request pipeline of both roles, on arbitrary configuration, arrived headers
-/// and body: scan → plan → span → span headers → body sync. Every header value the filter would
-/// set is valid W3C (it parses again with the filter's own parsers) and holds no control
-/// character; the plan keeps its documented rules; a synced body keeps its length and changes
-/// only inside `_meta.traceparent` values, each now the upstream `traceparent`.
+/// and body: digest → plan → span → span headers → body sync. Each step is compared with the
+/// README's rules as `rules` states them on serde_json's reading of the body (when serde_json
+/// reads it); whatever the body, every header value the filter would set is valid W3C and
+/// header-safe, and a synced body changes only inside the digest's ranges.
 pub fn request_plan(data: &[u8]) {
     let input = RequestInput::decode(data);
-    let Ok(scanned) = mcp::scan(input.body) else {
-        return;
+    let [traceparent, tracestate, baggage, session_id, protocol_version, mcp_method, mcp_name] =
+        &input.headers;
+    let routing = RoutingHeaders {
+        method: mcp_method.as_deref(),
+        name: mcp_name.as_deref(),
     };
-    let [traceparent, tracestate, baggage, session_id, protocol_version] = &input.headers;
+    let (scanned, digest) = match (mcp::scan(input.body), digest::digest(input.body, &routing)) {
+        (Ok(scanned), Ok(digest)) => (scanned, digest),
+        (Err(scan), Err(digest)) => {
+            assert_eq!(scan, digest);
+            return;
+        }
+        (scan, digest) => panic!("scan {scan:?} but digest {digest:?}"),
+    };
+    let reading = serde_json::from_slice::<Value>(input.body).ok();
+    if let Some(reading) = &reading {
+        compare_scan(input.body, &scanned, reading);
+    }
+    check_digest(input.body, &digest, &scanned, reading.as_ref());
+    assert_eq!(
+        digest.header_mismatch,
+        rules::expected_mismatch(&routing, &scanned.messages),
+        "SEP-2243 check of {routing:?}: {}",
+        lossy(input.body)
+    );
+
     let arrived = ArrivedHeaders {
         traceparent: traceparent.as_deref(),
         tracestate: tracestate.as_deref(),
         baggage: baggage.as_deref(),
     };
-    let planned = plan::plan(&input.config, &arrived, &scanned);
-    check_plan(&input.config, &arrived, &scanned, &planned);
-
-    let transport = TransportHeaders {
-        session_id: session_id.as_deref(),
-        protocol_version: protocol_version.as_deref(),
-    };
-    if let Some(span) = semconv::request_span(&scanned, &transport) {
-        assert!(span.name.len() <= 2 * semconv::MAX_VALUE_BYTES + 1);
-        for (key, value) in &span.attributes {
-            assert!(semconv::REQUEST_ATTRIBUTES.contains(key));
-            assert!(!value.is_empty() && value.len() <= semconv::MAX_VALUE_BYTES);
-        }
-        let mut seen = Vec::new();
-        for (header, value) in semconv::span_headers(&span) {
-            assert!(
-                semconv::OWNED_HEADERS.contains(&header),
-                "{header} not owned"
-            );
-            assert!(!seen.contains(&header), "{header} set twice");
-            seen.push(header);
-            assert!(semconv::is_header_safe(value), "{header}: {value:?}");
-            assert_header_value(header, value);
-        }
+    let planned = plan::plan(&input.config, &arrived, &digest);
+    check_plan_values(&planned);
+    if let Some(reading) = &reading {
+        let expected = rules::expected_plan(&input.config, &arrived, reading);
+        let actual = rules::ExpectedPlan {
+            changes: planned.changes.clone(),
+            outcome: planned.outcome,
+            invalid_values: planned.invalid_values,
+        };
+        assert_eq!(
+            actual,
+            expected,
+            "plan for {:?} {:?} {arrived:?}: {}",
+            input.config.precedence,
+            input.config.baggage,
+            lossy(input.body)
+        );
     }
 
+    check_span(
+        digest.request.as_ref(),
+        session_id.as_deref(),
+        protocol_version.as_deref(),
+    );
+
     let upstream = if input.upstream.is_empty() {
-        derived_upstream(&scanned)
+        derived_upstream(&digest)
     } else {
         input.upstream.clone()
     };
-    check_sync(input.body, &scanned, &upstream);
+    check_sync(input.body, &digest, reading.as_ref(), &upstream);
 }
 
-/// The first message's valid `_meta.traceparent` with the proxy's parent id, or a fixed one.
-fn derived_upstream(scanned: &ScannedBody) -> String {
-    let client = scanned
-        .messages
-        .iter()
-        .filter_map(|m| m.meta.traceparent.as_ref().and_then(MetaValue::text))
-        .find_map(TraceParent::parse);
-    match client {
+/// The context's `traceparent` with the proxy's parent id, or a fixed one.
+fn derived_upstream(digest: &Digest) -> String {
+    match digest.context_parent {
         Some(parent) => parent.with_parent_id(PROXY_PARENT).to_header_value(),
         None => "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01".to_owned(),
     }
 }
 
-fn check_plan(
-    config: &Config,
-    arrived: &ArrivedHeaders<'_>,
-    scanned: &ScannedBody,
-    planned: &plan::Plan,
-) {
+/// What holds of any plan: each trace header is changed at most once, only `tracestate` is
+/// ever removed, a `tracestate` change comes with a `traceparent`, and every value set is
+/// header-safe and valid again for the filter's own parsers within the forwarding limits.
+fn check_plan_values(planned: &plan::Plan) {
     let mut names = Vec::new();
-    let set = |name: &str| -> Option<&str> {
-        planned.changes.iter().find_map(|change| match change {
-            HeaderChange::Set(n, value) if *n == name => Some(value.as_str()),
-            _ => None,
-        })
-    };
-    let set_traceparent = set(plan::TRACEPARENT);
-    let set_tracestate = set(plan::TRACESTATE);
-    let set_baggage = set(plan::BAGGAGE);
     for change in &planned.changes {
         let name = match change {
             HeaderChange::Set(name, value) => {
                 assert_header_value(name, value);
                 match *name {
-                    plan::TRACEPARENT => assert!(TraceParent::parse(value).is_some(), "{value:?}"),
+                    plan::TRACEPARENT => {
+                        let parsed = TraceParent::parse(value);
+                        assert!(parsed.is_some_and(|p| p.version == 0), "{value:?}");
+                    }
                     plan::TRACESTATE => {
                         let state = TraceState::parse(value)
                             .unwrap_or_else(|| panic!("tracestate {value:?} invalid"));
                         assert!(!state.is_empty(), "empty tracestate set");
+                        assert!(value.len() <= 512, "tracestate of {} bytes", value.len());
                     }
                     plan::BAGGAGE => {
                         let baggage = Baggage::parse(value)
@@ -772,127 +871,101 @@ fn check_plan(
         assert!(!names.contains(&name), "{name} changed twice");
         names.push(name);
     }
-
-    // A context travels whole: any tracestate change comes with the `_meta` traceparent, and
-    // the tracestate set is that same message's own.
-    let source = scanned.messages.iter().find(|m| {
-        m.meta
-            .traceparent
-            .as_ref()
-            .and_then(MetaValue::text)
-            .and_then(TraceParent::parse)
-            .is_some()
-    });
     if names.contains(&plan::TRACESTATE) {
         assert!(
-            set_traceparent.is_some(),
+            names.contains(&plan::TRACEPARENT),
             "tracestate changed without traceparent"
         );
     }
-    if let Some(value) = set_traceparent {
-        let source = source.expect("traceparent set without a valid _meta traceparent");
-        assert_eq!(
-            Some(value),
-            source.meta.traceparent.as_ref().and_then(MetaValue::text),
-            "the lifted traceparent is not the first valid _meta one, verbatim"
-        );
-        let own_state = source
-            .meta
-            .tracestate
-            .as_ref()
-            .and_then(MetaValue::text)
-            .and_then(TraceState::parse)
-            .filter(|state| !state.is_empty())
-            .map(|state| state.to_header_value());
-        // The `_meta` tracestate, or none: an arrived one never outlives its traceparent.
-        let removes = planned
-            .changes
-            .contains(&HeaderChange::Remove(plan::TRACESTATE));
-        assert_eq!(removes, own_state.is_none() && arrived.tracestate.is_some());
-        assert_eq!(set_tracestate.map(str::to_owned), own_state);
-        let header_valid = arrived.traceparent.and_then(TraceParent::parse).is_some();
-        assert!(
-            config.precedence == Precedence::Meta || !header_valid,
-            "header precedence replaced a valid header traceparent"
-        );
-    } else if config.precedence == Precedence::Meta {
-        assert!(source.is_none(), "a valid _meta traceparent was not lifted");
+    // Only a lift changes headers, but for the header's own `traceparent` rewritten to
+    // version 00 when the header context is kept.
+    match planned.outcome {
+        Outcome::Lifted => assert!(!planned.changes.is_empty(), "lifted nothing"),
+        Outcome::HeaderKept => assert!(
+            planned
+                .changes
+                .iter()
+                .all(|c| matches!(c, HeaderChange::Set(plan::TRACEPARENT, _))),
+            "header kept, yet {:?}",
+            planned.changes
+        ),
+        other => assert!(planned.changes.is_empty(), "{other:?} with changes"),
     }
-    // Baggage, per the README's table, from the message that provides the context (the first
-    // with a valid traceparent, else the first with any trace value).
-    let context = source.or_else(|| scanned.messages.iter().find(|m| m.meta.has_trace_fields()));
-    let meta_baggage = context
-        .and_then(|m| m.meta.baggage.as_ref())
-        .and_then(MetaValue::text)
-        .and_then(Baggage::parse)
-        .filter(|b| !b.is_empty());
-    let expected_baggage = meta_baggage.and_then(|meta| match config.baggage {
-        BaggageMode::Drop => None,
-        BaggageMode::Header if arrived.baggage.is_some() => None,
-        BaggageMode::Meta | BaggageMode::Header => Some(meta.to_header_value()),
-        BaggageMode::Merge => Some(match arrived.baggage.and_then(Baggage::parse) {
-            Some(header) => Baggage::merge(&meta, &header).to_header_value(),
-            None => meta.to_header_value(),
-        }),
-    });
-    assert_eq!(
-        set_baggage.map(str::to_owned),
-        expected_baggage,
-        "baggage change not as documented"
-    );
-    assert_eq!(
-        planned.outcome == Outcome::Lifted,
-        !planned.changes.is_empty()
-    );
     assert!(planned.invalid_values <= 4);
 }
 
-/// The upstream role's body rewrite: same length, changes only inside usable
-/// `_meta.traceparent` values, each of which becomes `upstream`, and the result still scans.
-fn check_sync(body: &[u8], scanned: &ScannedBody, upstream: &str) {
-    let upstream_ok = TraceParent::parse(upstream).is_some_and(|p| p.version == 0);
-    let replaceable: Vec<&mcp::MetaText> = scanned
-        .messages
-        .iter()
-        .filter_map(|m| match &m.meta.traceparent {
-            Some(MetaValue::Text(text))
-                if !text.escaped
-                    && text.raw.len() == 55
-                    && TraceParent::parse(&text.value).is_some() =>
-            {
-                Some(text)
-            }
-            _ => None,
-        })
+/// The span of the request and its headers are what `rules` says, and the headers are safe.
+fn check_span(request: Option<&Message>, session_id: Option<&str>, protocol: Option<&str>) {
+    let transport = TransportHeaders {
+        session_id,
+        protocol_version: protocol,
+    };
+    let span = request.and_then(|r| semconv::request_span(r, &transport));
+    let expected = request.and_then(|r| rules::expected_span(r, session_id, protocol));
+    let (span, (name, attributes)) = match (span, expected) {
+        (None, None) => return,
+        (Some(span), Some(expected)) => (span, expected),
+        (span, expected) => panic!("span {span:?}, expected {expected:?}"),
+    };
+    assert_eq!(span.name, name, "span name of {request:?}");
+    assert_eq!(
+        span.attributes, attributes,
+        "span attributes of {request:?}"
+    );
+    assert_eq!(span.id, request.and_then(|r| r.id.clone()));
+    let headers: Vec<(&str, String)> = semconv::span_headers(&span)
+        .into_iter()
+        .map(|(header, value)| (header, value.to_owned()))
         .collect();
-    let synced = body_sync::sync_traceparent(body, scanned, upstream);
-    let needed = upstream_ok && replaceable.iter().any(|text| text.value != upstream);
-    let Some(synced) = synced else {
-        assert!(!needed, "a usable _meta.traceparent was not synced");
+    assert_eq!(headers, rules::expected_span_headers(&name, &attributes));
+    for (header, value) in &headers {
+        assert!(
+            semconv::OWNED_HEADERS.contains(header),
+            "{header} not owned"
+        );
+        assert_header_value(header, value);
+    }
+}
+
+/// The upstream role's body rewrite (README, `role: upstream`): when the upstream
+/// `traceparent` is a valid version-00 value, exactly the unescaped 55-byte copies of the
+/// context's `_meta.traceparent` that a reader of the body sees as messages'
+/// `_meta.traceparent` become it, byte for byte, and every other byte stays, including another
+/// message's different context; otherwise nothing changes. Located with serde_json, not with
+/// the digest, whenever serde_json reads the body.
+fn check_sync(body: &[u8], digest: &Digest, reading: Option<&Value>, upstream: &str) {
+    let mut synced = body.to_vec();
+    let changed = body_sync::sync_traceparent(&mut synced, digest, upstream);
+    let upstream_ok = reference::traceparent(upstream).is_some_and(|p| p.version == 0);
+    let Some(reading) = reading else {
+        assert_eq!(synced.len(), body.len(), "synced body changed length");
+        for (index, (old, new)) in body.iter().zip(&synced).enumerate() {
+            if old != new {
+                let range = digest.context_ranges.iter().find(|r| r.contains(&index));
+                let range = range.unwrap_or_else(|| panic!("byte {index} changed out of range"));
+                assert_eq!(&synced[range.clone()], upstream.as_bytes());
+            }
+        }
+        assert_eq!(changed, synced != body);
         return;
     };
-    assert!(needed, "body rewritten although nothing needed it");
-    assert_eq!(synced.len(), body.len(), "synced body changed length");
-    for (index, (old, new)) in body.iter().zip(&synced).enumerate() {
-        if old != new {
-            assert!(
-                replaceable.iter().any(|text| text.raw.contains(&index)),
-                "byte {index} changed outside every _meta.traceparent"
-            );
+    let messages = reading::messages(reading);
+    let chosen = rules::context_index(&messages)
+        .and_then(|i| reading::meta_text(messages[i].1, "traceparent"))
+        .filter(|text| text.len() == 55 && reference::traceparent(text).is_some());
+    let mut expected = body.to_vec();
+    if let (true, Some(text)) = (upstream_ok, chosen) {
+        for slot in reading::traceparent_slots(body, reading, text) {
+            expected[slot].copy_from_slice(upstream.as_bytes());
         }
     }
-    for text in &replaceable {
-        assert_eq!(&synced[text.raw.clone()], upstream.as_bytes());
+    if synced != expected {
+        let at = synced.iter().zip(&expected).position(|(a, b)| a != b);
+        panic!(
+            "synced to {upstream:?} differs from the expected body at byte {at:?}:\n  synced   {}\n  expected {}",
+            lossy(&synced),
+            lossy(&expected)
+        );
     }
-    let rescanned = mcp::scan(&synced).expect("synced body no longer scans");
-    assert_eq!(rescanned.messages.len(), scanned.messages.len());
-    for (before, after) in scanned.messages.iter().zip(&rescanned.messages) {
-        let now = after.meta.traceparent.as_ref().and_then(MetaValue::text);
-        match &before.meta.traceparent {
-            Some(MetaValue::Text(text)) if replaceable.iter().any(|t| std::ptr::eq(*t, text)) => {
-                assert_eq!(now, Some(upstream));
-            }
-            was => assert_eq!(now, was.as_ref().and_then(MetaValue::text)),
-        }
-    }
+    assert_eq!(changed, expected != body, "sync reported {changed}");
 }

@@ -116,38 +116,55 @@ fn tracestate_value(value: &str) -> bool {
     }
 }
 
-/// W3C Baggage: the keys in order. At most 8192 bytes and 180 members; an empty (or
+/// One W3C Baggage list-member: its key, and its text with the optional whitespace around
+/// `=`, `;` and the member itself left out (`key=value;property;name=value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaggageMember {
+    pub key: String,
+    pub text: String,
+}
+
+/// W3C Baggage: the members in order. At most 8192 bytes and 180 members; an empty (or
 /// whitespace-only) value has no members, but an empty member inside a list is invalid.
-pub fn baggage(value: &str) -> Option<Vec<String>> {
+pub fn baggage(value: &str) -> Option<Vec<BaggageMember>> {
     if value.len() > 8192 || !list_chars_ok(value) {
         return None;
     }
     if strip_ows(value).is_empty() {
         return Some(Vec::new());
     }
-    let mut keys = Vec::new();
+    let mut members = Vec::new();
     for member in value.split(',') {
         let mut pieces = member.split(';');
         let (key, value) = pieces.next()?.split_once('=')?;
-        let key = strip_ows(key);
-        if !token(key) || !baggage_value(strip_ows(value)) {
+        let (key, value) = (strip_ows(key), strip_ows(value));
+        if !token(key) || !baggage_value(value) {
             return None;
         }
+        let mut text = format!("{key}={value}");
         for property in pieces {
-            let ok = match property.split_once('=') {
-                Some((k, v)) => token(strip_ows(k)) && baggage_value(strip_ows(v)),
-                None => token(strip_ows(property)),
-            };
-            if !ok {
-                return None;
-            }
+            let property = match property.split_once('=') {
+                Some((k, v)) => {
+                    let (k, v) = (strip_ows(k), strip_ows(v));
+                    (token(k) && baggage_value(v)).then(|| format!("{k}={v}"))
+                }
+                None => {
+                    let name = strip_ows(property);
+                    token(name).then(|| name.to_owned())
+                }
+            }?;
+            text.push(';');
+            text.push_str(&property);
         }
-        keys.push(key.to_owned());
-        if keys.len() > 180 {
+        members.push(BaggageMember {
+            key: key.to_owned(),
+            text,
+        });
+        if members.len() > 180 {
             return None;
         }
     }
-    Some(keys)
+    Some(members)
 }
 
 /// RFC 7230 `token`.
@@ -181,4 +198,146 @@ fn baggage_value(text: &str) -> bool {
         }
     }
     true
+}
+
+// ---------------------------------------------------------------------------------------------
+// MCP and the span conventions
+
+/// Every method the MCP specification defines (2024-11-05 to 2026-07-28), requests and
+/// notifications, as listed in its schema.
+pub const MCP_METHODS: [&str; 31] = [
+    "initialize",
+    "notifications/initialized",
+    "ping",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/message",
+    "logging/setLevel",
+    "completion/complete",
+    "tools/list",
+    "tools/call",
+    "notifications/tools/list_changed",
+    "prompts/list",
+    "prompts/get",
+    "notifications/prompts/list_changed",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "notifications/resources/updated",
+    "notifications/resources/list_changed",
+    "sampling/createMessage",
+    "elicitation/create",
+    "notifications/elicitation/complete",
+    "roots/list",
+    "notifications/roots/list_changed",
+    "tasks/get",
+    "tasks/result",
+    "tasks/list",
+    "tasks/cancel",
+    "notifications/tasks/status",
+];
+
+/// A value as the filter may publish it: each control character (Unicode category Cc: U+0000
+/// to U+001F and U+007F to U+009F) replaced by U+FFFD, then as many whole characters as fit in
+/// 256 bytes.
+pub fn sanitized(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        let c = match u32::from(c) {
+            0x00..=0x1F | 0x7F..=0x9F => '\u{FFFD}',
+            _ => c,
+        };
+        if out.len() + c.len_utf8() > 256 {
+            return out;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An SEP-2243 header value as text: `=?base64?<standard base64 of UTF-8>?=`, or else the
+/// value itself. `None` for an encoded form that does not decode to UTF-8.
+pub fn header_text(raw: &str) -> Option<String> {
+    const PREFIX: &str = "=?base64?";
+    const SUFFIX: &str = "?=";
+    if raw.len() < PREFIX.len() + SUFFIX.len() || !raw.starts_with(PREFIX) || !raw.ends_with(SUFFIX)
+    {
+        return Some(raw.to_owned());
+    }
+    let encoded = &raw[PREFIX.len()..raw.len() - SUFFIX.len()];
+    String::from_utf8(base64(encoded)?).ok()
+}
+
+/// RFC 4648 base64 with the standard alphabet; the `=` padding may be left out, but when
+/// present it makes the length a multiple of four; the unused low bits of the last character
+/// must be zero (the canonical encoding, RFC 4648 3.5).
+fn base64(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let data = text.trim_end_matches('=');
+    let padding = text.len() - data.len();
+    if padding > 2 || (padding > 0 && !text.len().is_multiple_of(4)) || data.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let (mut bits, mut held) = (0u32, 0u32);
+    for byte in data.bytes() {
+        let sextet = ALPHABET.iter().position(|a| *a == byte)?;
+        bits = (bits << 6) | u32::try_from(sextet).ok()?;
+        held += 6;
+        if held >= 8 {
+            held -= 8;
+            out.push(u8::try_from(bits >> held).ok()?);
+            bits &= (1 << held) - 1;
+        }
+    }
+    (bits == 0).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_of_rfc_4648_vectors() {
+        for (encoded, plain) in [
+            ("", ""),
+            ("Zg==", "f"),
+            ("Zg", "f"),
+            ("Zm8=", "fo"),
+            ("Zm9v", "foo"),
+            ("Zm9vYg==", "foob"),
+            ("Zm9vYmE", "fooba"),
+            ("Zm9vYmFy", "foobar"),
+        ] {
+            assert_eq!(
+                base64(encoded).as_deref(),
+                Some(plain.as_bytes()),
+                "{encoded}"
+            );
+        }
+        for bad in [
+            "Z", "Zg=", "Zg===", "Zh==", "Zm9=v", "Zm9v====", "Zm 9v", "Zm9v-_",
+        ] {
+            assert_eq!(base64(bad), None, "{bad}");
+        }
+        assert_eq!(
+            header_text("=?base64?bcOpdMOpbw==?=").as_deref(),
+            Some("m\u{e9}t\u{e9}o")
+        );
+        assert_eq!(header_text("=?base64?/w==?="), None);
+        assert_eq!(header_text("=?base64?=").as_deref(), Some("=?base64?="));
+    }
+
+    #[test]
+    fn sanitizing_replaces_controls_and_bounds_bytes() {
+        assert_eq!(
+            sanitized("a\r\nb\u{7f}\u{85}\u{a0}"),
+            "a\u{FFFD}\u{FFFD}b\u{FFFD}\u{FFFD}\u{a0}"
+        );
+        let long = "\u{e9}".repeat(200);
+        assert_eq!(sanitized(&long).len(), 256);
+        assert_eq!(sanitized(&format!("x{long}")).len(), 255);
+    }
 }
