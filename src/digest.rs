@@ -1,16 +1,13 @@
 //! What the filter keeps of one request body: the few messages and byte ranges its decisions
 //! need, gathered in the one scan. Its size does not grow with the number of messages in a
-//! batch (beyond one byte range per copy of the lifted `traceparent`, which itself takes 55
-//! bytes of body), so no body shape can make the filter's memory outgrow a small multiple of
-//! the body.
+//! batch (beyond one byte range per copy of the lifted `traceparent`, which itself takes at
+//! least 55 bytes of body), so no body shape can make the filter's memory outgrow a small
+//! multiple of the body.
 
 use crate::mcp::{self, Message, MetaValue, NotMcp};
 use crate::routing_headers::{self, Mismatch, RoutingHeaders};
 use crate::trace_context::TraceParent;
 use std::ops::Range;
-
-/// Length of a version-00 `traceparent`, the only form rewritten in place.
-pub const VERSION_00_LENGTH: usize = 55;
 
 /// The digest of a request body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,10 +21,10 @@ pub struct Digest {
     pub context: Option<Message>,
     /// The context's `traceparent`, parsed, when valid.
     pub context_parent: Option<TraceParent>,
-    /// Where the context's `traceparent` sits in the body, in its own message and in every
-    /// later message that carries the very same value, when it can be rewritten in place
-    /// (written without escapes, 55 bytes). Other messages' contexts are not listed: they
-    /// belong to other traces.
+    /// Where the context's `traceparent` sits in the body (the raw characters between the
+    /// quotes), in its own message and in every later message that carries the same value,
+    /// however written (escapes, a later version). Other messages' contexts are not listed:
+    /// they belong to other traces.
     pub context_ranges: Vec<Range<usize>>,
     /// The first way the SEP-2243 headers contradict the body, if they do.
     pub header_mismatch: Option<Mismatch>,
@@ -86,9 +83,7 @@ impl Digest {
     }
 
     fn push_range(&mut self, text: &mcp::MetaText) {
-        if !text.escaped && text.raw.len() == VERSION_00_LENGTH {
-            self.context_ranges.push(text.raw.clone());
-        }
+        self.context_ranges.push(text.raw.clone());
     }
 }
 
@@ -145,15 +140,27 @@ mod tests {
     }
 
     #[test]
-    fn escaped_and_future_version_values_are_not_rewritable() {
-        let escaped = call(&format!("\\u0030{}", &A[1..]));
+    fn escaped_and_future_version_copies_are_listed_by_their_raw_range() {
+        let raw = format!("\\u0030{}", &A[1..]);
+        let escaped = call(&raw);
         let d = digest_of(&escaped);
         assert_eq!(d.context_parent, TraceParent::parse(A));
-        assert!(d.context_ranges.is_empty());
+        let ranges: Vec<&str> = d
+            .context_ranges
+            .iter()
+            .filter_map(|r| escaped.get(r.clone()))
+            .collect();
+        assert_eq!(ranges, vec![raw.as_str()]);
         let future = format!("01{}-extra", &A[2..]);
-        let d = digest_of(&call(&future));
+        let body = format!("[{},{}]", call(&future), call(A));
+        let d = digest_of(&body);
         assert!(d.context_parent.is_some());
-        assert!(d.context_ranges.is_empty());
+        let ranges: Vec<&str> = d
+            .context_ranges
+            .iter()
+            .filter_map(|r| body.get(r.clone()))
+            .collect();
+        assert_eq!(ranges, vec![future.as_str()]);
     }
 
     #[test]

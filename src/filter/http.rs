@@ -144,14 +144,19 @@ impl McpRequest {
     /// Upstream role: make the body's `_meta.traceparent` match the upstream `traceparent`.
     /// The body read from the host is rewritten in place and written back whole (Envoy accepts
     /// only whole-body writes).
-    fn sync_body(&self, body: &mut [u8], digest: &Digest) {
+    fn sync_body(&self, body: &mut Vec<u8>, digest: &Digest) {
         let Some(upstream) = &self.headers.traceparent else {
             return;
         };
+        let held = body.len();
         if !body_sync::sync_traceparent(body, digest, upstream) {
             return;
         }
-        match host::replace_request_body(body.len(), body) {
+        // The headers are still paused: a body whose length changed gets the right length.
+        if held != body.len() && self.headers.content_length.is_some() {
+            apply(&HeaderChange::Set("content-length", body.len().to_string()));
+        }
+        match host::replace_request_body(held, body) {
             Ok(()) => self.metrics.count_body_synced(),
             Err(error) => log::warn!(
                 "mcp-trace-filter: could not rewrite the request body: host status {}",

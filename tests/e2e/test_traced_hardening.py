@@ -4,8 +4,8 @@ behind it either the traced MCP SDK server of traced_peers.py or a recording ups
 
   - a future-version `_meta.traceparent` (`01-<trace>-<parent>-01-extra`) is continued as
     version 00: the server gets `00-<trace>-...`, Envoy's span is exported as a child of
-    `<parent>`; the MCP server span should be a child of Envoy's (xfail: it is not yet, see the
-    marker);
+    `<parent>`, and the MCP server span is a child of Envoy's (the upstream filter rewrites the
+    body's longer `_meta.traceparent` to Envoy's 55-byte one and fixes `Content-Length`);
   - a higher version with a 200 KB suffix: no 431, only the 55-byte version-00 value goes on;
   - a JSON batch of two tools/call with different contexts A and B: the upstream filter rewrites
     message 1's `_meta.traceparent` (A) to Envoy's span and leaves message 2's (B) and every other
@@ -197,11 +197,6 @@ def test_future_version_is_continued_as_version_00(chain: Chain) -> None:
     assert header == f"00-{trace_id}-{gw.span_id}-01"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "filter bug (c9ec756): the upstream role rewrites only 55-byte version-00 _meta.traceparent values "
-    "(digest.rs push_range), so the body keeps `01-...-extra`; the MCP SDK server parents on _meta "
-    "(OpenTelemetry's propagator accepts a higher version with a suffix) and its span becomes the "
-    "Envoy span's sibling"))
 def test_future_version_server_span_is_child_of_envoy_span(chain: Chain) -> None:
     """Same request: the MCP server span is a child of the Envoy span (one chain, as for 00)."""
     trace_id, _, got = future_version_call(chain)
