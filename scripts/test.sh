@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's whole test run: format, lints (native and wasm), unit and property tests,
-# the wasm build with its size budget, and the end-to-end suite against a real Envoy.
+# the wasm build with its size budget, the end-to-end suite against a real Envoy, and its lift
+# subset on every supported Envoy release (scripts/matrix.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,3 +44,6 @@ rm -rf "$smoke"
 
 step "end-to-end (real Envoy, real MCP SDK)"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
+
+step "Envoy version matrix"
+bash scripts/matrix.sh

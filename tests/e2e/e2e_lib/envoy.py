@@ -7,6 +7,7 @@ path in the config is the repository-relative `target/wasm32-wasip1/release/mcp_
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from .ports import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 WASM_PATH = "target/wasm32-wasip1/release/mcp_trace_filter.wasm"
-ENVOY_BIN = REPO_ROOT / ".venv" / "bin" / "envoy"
+# MCP_E2E_ENVOY=/path/to/envoy runs the suite on another Envoy binary (scripts/matrix.sh does, per
+# version); unset or empty, the project venv's pinned one.
+ENVOY_BIN = Path(os.environ.get("MCP_E2E_ENVOY") or REPO_ROOT / ".venv" / "bin" / "envoy").absolute()
 COUNTER_NAMES = ("lifted", "no_context", "invalid_context", "not_mcp", "oversize")
 # Every counter the filter defines. COUNTER_NAMES above are the per-request outcomes most tests
 # assert exactly; the others move alongside them (invalid_values counts values, not requests).
