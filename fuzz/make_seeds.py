@@ -101,8 +101,8 @@ def tools_call(meta, name="get_weather", request_id=7, method="tools/call"):
 
 TP_OTHER = "00-11111111111111111111111111111111-2222222222222222-01"
 
-# A batch whose messages carry two different contexts, the first one twice and once escaped:
-# the upstream role rewrites only the first context's two plain copies.
+# A batch whose messages carry two different contexts, the first one twice plainly and once
+# escaped: the upstream role rewrites the first context's three copies and keeps the other.
 TWO_CONTEXTS = (
     "["
     + tools_call({"traceparent": TP_SDK, "tracestate": "a=1"}, request_id=1)
@@ -204,6 +204,9 @@ def plan_inputs():
         plan_input(PRECEDENCE_HEADER, TRACEPARENT | TRACESTATE, [TP_FUTURE, "h=1"], "", full_meta),
         plan_input(PRECEDENCE_HEADER | HEADER_BAGGAGE, TRACEPARENT | BAGGAGE, [TP_FUTURE, "", "h=1"], "", full_meta),
         plan_input(PRECEDENCE_HEADER | HEADER_BAGGAGE, BAGGAGE, ["", "", "h=1"], "", full_meta),
+        # A lifted context without a (valid) tracestate of its own removes the header's.
+        plan_input(0, TRACEPARENT | TRACESTATE, [TP_OTHER, "h=1"], "", BODIES[1]),
+        plan_input(0, TRACESTATE, ["", "h=1"], "", tools_call({"traceparent": TP, "tracestate": "BAD KEY=1"})),
         # `baggage: header` ignores an invalid header; `drop` counts as dropped.
         plan_input(HEADER_BAGGAGE, BAGGAGE, ["", "", "not baggage"], "", full_meta),
         plan_input(DROP, BAGGAGE, ["", "", "h=1"], "", tools_call({"baggage": "k=v"})),
@@ -238,6 +241,9 @@ def main():
     write("tracestate", TRACESTATES)
     # A 0xFF byte splits a baggage input in two, which the target also merges.
     merges = [b"k=v,a=1\xffa=2,h=3", b"\xffx=1", b" \xff"]
+    # The header's first new member does not fit: the union stops there (a prefix), even
+    # though a later, smaller one would.
+    merges.append(b"w=0123456789\xffbig=" + b"v" * 8180 + b",s=1")
     write("baggage", BAGGAGES + merges)
     write("config", CONFIGS)
     write("scan_body", BODIES)

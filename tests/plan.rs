@@ -5,6 +5,7 @@ use mcp_trace_filter::config::{BaggageMode, Config, Precedence};
 use mcp_trace_filter::digest::digest;
 use mcp_trace_filter::plan::{plan, ArrivedHeaders, HeaderChange, Outcome, Plan};
 use mcp_trace_filter::routing_headers::RoutingHeaders;
+use mcp_trace_filter::trace_context::{Baggage, TraceParent, TraceState};
 use proptest::prelude::*;
 
 const META_TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03";
@@ -347,25 +348,375 @@ fn no_meta_means_no_change() {
     assert_eq!(result.outcome, Outcome::NoContext);
 }
 
-proptest! {
-    /// Whatever `_meta` strings arrive, every header value the plan sets is visible ASCII.
-    #[test]
-    fn planned_values_are_always_header_safe(
-        tp in prop_oneof![Just(META_TP.to_string()), ".{0,80}"],
-        ts in ".{0,80}",
-        bg in ".{0,80}",
-        header_bg in prop::option::of("[ -~]{0,40}"),
-    ) {
-        let body = body(&[("traceparent", &quoted(&tp)), ("tracestate", &quoted(&ts)), ("baggage", &quoted(&bg))]);
-        let arrived = ArrivedHeaders { baggage: header_bg.as_deref(), ..ArrivedHeaders::default() };
-        for mode in [BaggageMode::Meta, BaggageMode::Merge] {
-            let result = run(&config(Precedence::Meta, mode), arrived, &body);
-            for change in &result.changes {
-                if let HeaderChange::Set(_, value) = change {
-                    prop_assert!(value.bytes().all(|b| (0x20..0x7f).contains(&b)), "{:?}", value);
-                    prop_assert!(!value.starts_with(' ') && !value.ends_with(' '));
-                }
+// ---------------------------------------------------------------------------------------------
+// Generated contexts: W3C-valid values built from the grammars most of the time, junk
+// otherwise, so every rule is reached; counted, so the test fails when generation stops
+// reaching them.
+
+fn hex(len: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[0-9a-f]{{{len}}}")).unwrap()
+}
+
+/// Trace id, parent id and flags, the ids not all zero.
+fn ids() -> impl Strategy<Value = (String, String, String)> {
+    (hex(32), hex(16), hex(2)).prop_filter("non-zero ids", |(t, p, _)| {
+        t.bytes().any(|b| b != b'0') && p.bytes().any(|b| b != b'0')
+    })
+}
+
+fn version_00() -> impl Strategy<Value = String> {
+    ids().prop_map(|(t, p, f)| format!("00-{t}-{p}-{f}"))
+}
+
+/// A valid `traceparent` (version 00 mostly, a later version with or without a suffix
+/// sometimes), or a near miss.
+fn traceparent() -> impl Strategy<Value = String> {
+    let later = (
+        "0[1-9a-f]|[1-9a-e][0-9a-f]|f[0-9a-e]",
+        ids(),
+        prop::option::of("-[!-~]{0,20}"),
+    )
+        .prop_map(|(v, (t, p, f), suffix)| {
+            format!("{v}-{t}-{p}-{f}{}", suffix.unwrap_or_default())
+        });
+    let near_miss =
+        (version_00(), any::<prop::sample::Index>(), "[A-Fg \r\n.-]").prop_map(|(valid, at, c)| {
+            let at = at.index(valid.len());
+            format!("{}{c}{}", &valid[..at], &valid[at + 1..])
+        });
+    prop_oneof![
+        6 => version_00(),
+        2 => later,
+        1 => near_miss,
+        1 => ".{0,60}",
+    ]
+}
+
+/// A valid `tracestate` (short, or long enough to be cut), or junk.
+fn tracestate() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        "[a-z][a-z0-9_*/-]{0,8}",
+        "[a-z0-9][a-z0-9_*/-]{0,5}@[a-z][a-z0-9_*/-]{0,5}",
+    ];
+    let value = |max: usize| {
+        proptest::string::string_regex(&format!("[ -+\\--<>-~]{{0,{max}}}[!-+\\--<>-~]")).unwrap()
+    };
+    let separator =
+        prop_oneof![4 => Just(","), 1 => Just(" , "), 1 => Just(",\t"), 1 => Just(",,")];
+    let list = |members: prop::collection::SizeRange, max: usize| {
+        (
+            prop::collection::vec((key.clone(), value(max)), members),
+            separator.clone(),
+        )
+            .prop_filter_map("duplicate keys", |(members, separator)| {
+                let mut keys: Vec<&String> = members.iter().map(|(k, _)| k).collect();
+                keys.sort();
+                keys.dedup();
+                (keys.len() == members.len()).then(|| {
+                    let members: Vec<String> =
+                        members.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    members.join(separator)
+                })
+            })
+    };
+    prop_oneof![
+        6 => list((1..8).into(), 20),
+        2 => list((4..20).into(), 150),
+        1 => "[A-Z]=1|a=1,a=2|a=1\r\n|=x|a=x,",
+        1 => ".{0,40}",
+    ]
+}
+
+/// A valid `baggage` (members with percent escapes, properties, optional whitespace), or
+/// junk.
+fn baggage() -> impl Strategy<Value = String> {
+    let token = "[A-Za-z0-9!#$&'*+.^_`|~-]{1,8}";
+    let value = "([!#$&-+\\--:<-\\[\\]-~]|%[0-9A-Fa-f]{2}){0,10}";
+    let property = prop_oneof![
+        token.prop_map(|name| format!(";{name}")),
+        (token, value).prop_map(|(k, v)| format!(";{k}={v}")),
+    ];
+    let member = (
+        token,
+        value,
+        prop::collection::vec(property, 0..2),
+        prop_oneof![4 => Just(""), 1 => Just(" ")],
+    )
+        .prop_map(|(k, v, properties, ows)| {
+            format!("{ows}{k}{ows}={ows}{v}{}", properties.concat())
+        });
+    prop_oneof![
+        6 => prop::collection::vec(member, 1..8).prop_map(|members| members.join(",")),
+        1 => "k=v,,x=1|k=%zz|k=v\r\n|k v=1|=v",
+        1 => ".{0,40}",
+    ]
+}
+
+/// What a header becomes in a generated request: absent, one of the generated values, or junk.
+fn header(value: impl Strategy<Value = String>) -> impl Strategy<Value = Option<String>> {
+    prop_oneof![3 => Just(None), 3 => value.prop_map(Some), 1 => "[ -~]{0,20}".prop_map(Some)]
+}
+
+/// A `_meta` member: absent, a string of `value`, or a value of another JSON type.
+fn meta_member(value: impl Strategy<Value = String>) -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        1 => Just(None),
+        6 => value.prop_map(|v| Some(quoted(&v))),
+        1 => prop_oneof![Just("5"), Just("null"), Just("[\"x\"]")].prop_map(|v| Some(v.to_owned())),
+    ]
+}
+
+/// How often each rule was reached.
+#[derive(Debug, Default)]
+struct Reached {
+    cases: usize,
+    traceparent_lifted: usize,
+    later_version_lifted: usize,
+    tracestate_lifted: usize,
+    tracestate_cut: usize,
+    tracestate_removed: usize,
+    baggage_lifted: usize,
+    baggage_merged: usize,
+    header_kept: usize,
+    dropped: usize,
+    invalid: usize,
+}
+
+/// The checks of one generated request; returns what it reached.
+fn check_generated(
+    precedence: Precedence,
+    mode: BaggageMode,
+    tp: &Option<String>,
+    ts: &Option<String>,
+    bg: &Option<String>,
+    arrived: ArrivedHeaders<'_>,
+    reached: &mut Reached,
+) {
+    let fields: Vec<(&str, &str)> = [("traceparent", tp), ("tracestate", ts), ("baggage", bg)]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_deref().map(|v| (key, v)))
+        .collect();
+    let body = body(&fields);
+    let result = run(&config(precedence, mode), arrived, &body);
+    let meta_text = |value: &Option<String>| -> Option<String> {
+        value
+            .as_deref()
+            .and_then(|v| serde_json::from_str::<String>(v).ok())
+    };
+    let meta_tp = meta_text(tp).filter(|v| TraceParent::parse(v).is_some());
+    let meta_ts = meta_text(ts).and_then(|v| TraceState::parse(&v).map(|s| (v, s)));
+    let meta_bg =
+        meta_text(bg).and_then(|v| Baggage::parse(&v).filter(|b| !b.is_empty()).map(|b| (v, b)));
+    let header_tp = arrived.traceparent.and_then(TraceParent::parse);
+
+    reached.cases += 1;
+    let mut names = Vec::new();
+    for change in &result.changes {
+        let (name, value) = match change {
+            HeaderChange::Set(name, value) => (*name, Some(value.as_str())),
+            HeaderChange::Remove(name) => (*name, None),
+        };
+        assert!(!names.contains(&name), "{name} changed twice: {body}");
+        names.push(name);
+        if let Some(value) = value {
+            assert!(
+                value.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "{value:?}"
+            );
+            assert!(
+                !value.starts_with(' ') && !value.ends_with(' '),
+                "{value:?}"
+            );
+        }
+        match (name, value) {
+            ("traceparent", Some(value)) => {
+                // The `_meta` context in version-00 form, or the header's own (header
+                // precedence keeps a later-version header, rewritten to version 00).
+                let expected = match (precedence, header_tp) {
+                    (Precedence::Header, Some(header)) => header.to_header_value(),
+                    _ => {
+                        let meta = meta_tp.as_deref().unwrap_or_else(|| panic!("{body}"));
+                        if !meta.starts_with("00") {
+                            reached.later_version_lifted += 1;
+                        }
+                        reached.traceparent_lifted += 1;
+                        format!("00{}", &meta[2..55])
+                    }
+                };
+                assert_eq!(value, expected, "{body}");
             }
+            ("tracestate", Some(value)) => {
+                let (sent, state) = meta_ts.as_ref().unwrap_or_else(|| panic!("{body}"));
+                assert!(value.len() <= 512 && TraceState::parse(value).is_some());
+                let members: Vec<String> =
+                    state.members().map(|(k, v)| format!("{k}={v}")).collect();
+                // As sent, or re-joined when it holds a tab or surrounding whitespace.
+                let space = |c: char| c == ' ' || c == '\t';
+                let whole =
+                    if sent.contains('\t') || sent.starts_with(space) || sent.ends_with(space) {
+                        members.join(",")
+                    } else {
+                        sent.clone()
+                    };
+                if value != whole {
+                    // Cut: longer than 512 bytes whole, now whole members of `_meta`'s own
+                    // tracestate in their order, none over 128 characters.
+                    assert!(whole.len() > 512, "{value} is not {whole}");
+                    let mut rest = members.iter();
+                    for member in value.split(',') {
+                        assert!(member.len() <= 128, "{member}");
+                        assert!(
+                            rest.any(|m| m == member),
+                            "{member} of {value} not in {sent}"
+                        );
+                    }
+                    reached.tracestate_cut += 1;
+                }
+                reached.tracestate_lifted += 1;
+            }
+            ("tracestate", None) => {
+                assert!(
+                    names.contains(&"traceparent"),
+                    "tracestate removed alone: {body}"
+                );
+                assert!(arrived.tracestate.is_some());
+                reached.tracestate_removed += 1;
+            }
+            ("baggage", Some(value)) => {
+                let (_, meta) = meta_bg.as_ref().unwrap_or_else(|| panic!("{body}"));
+                assert_ne!(mode, BaggageMode::Drop);
+                let lifted = Baggage::parse(value).unwrap_or_else(|| panic!("{value:?}"));
+                assert!(
+                    lifted.keys().take(meta.len()).eq(meta.keys()),
+                    "{value} lost _meta"
+                );
+                if mode == BaggageMode::Header {
+                    assert!(arrived.baggage.and_then(Baggage::parse).is_none());
+                }
+                if lifted.len() > meta.len() {
+                    assert_eq!(mode, BaggageMode::Merge);
+                    reached.baggage_merged += 1;
+                }
+                reached.baggage_lifted += 1;
+            }
+            (other, _) => panic!("{other} changed: {body}"),
         }
     }
+    if names.contains(&"tracestate") {
+        assert!(names.contains(&"traceparent"), "{body}");
+    }
+    let lifts_tp = meta_tp.is_some() && (precedence == Precedence::Meta || header_tp.is_none());
+    assert_eq!(
+        names.contains(&"traceparent"),
+        lifts_tp
+            || (meta_tp.is_some()
+                && header_tp.is_some_and(|h| arrived.traceparent != Some(&h.to_header_value()))),
+        "{precedence:?} {arrived:?}: {body}"
+    );
+    // Baggage goes up whenever `_meta` has some, but for `drop` and a valid header kept.
+    let header_bg_valid = arrived.baggage.and_then(Baggage::parse).is_some();
+    let lifts_bg = meta_bg.is_some()
+        && match mode {
+            BaggageMode::Drop => false,
+            BaggageMode::Header => !header_bg_valid,
+            BaggageMode::Meta | BaggageMode::Merge => true,
+        };
+    assert_eq!(
+        names.contains(&"baggage"),
+        lifts_bg,
+        "{mode:?} {arrived:?}: {body}"
+    );
+    match result.outcome {
+        Outcome::HeaderKept => reached.header_kept += 1,
+        Outcome::Dropped => {
+            assert_eq!(mode, BaggageMode::Drop);
+            reached.dropped += 1;
+        }
+        Outcome::InvalidContext => {
+            assert!(result.changes.is_empty());
+            reached.invalid += 1;
+        }
+        Outcome::Lifted | Outcome::NoContext => {}
+    }
+}
+
+#[test]
+fn generated_contexts_follow_the_rules() {
+    let precedence = prop_oneof![Just(Precedence::Meta), Just(Precedence::Header)];
+    let mode = prop_oneof![
+        Just(BaggageMode::Meta),
+        Just(BaggageMode::Merge),
+        Just(BaggageMode::Header),
+        Just(BaggageMode::Drop),
+    ];
+    let input = (
+        (precedence, mode),
+        (
+            meta_member(traceparent()),
+            meta_member(tracestate()),
+            meta_member(baggage()),
+        ),
+        (
+            header(traceparent()),
+            header(tracestate()),
+            header(baggage()),
+        ),
+    );
+    let config = ProptestConfig {
+        cases: 2000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let reached = std::cell::RefCell::new(Reached::default());
+    let outcome = runner.run(
+        &input,
+        |((precedence, mode), (tp, ts, bg), (htp, hts, hbg))| {
+            let arrived = ArrivedHeaders {
+                traceparent: htp.as_deref(),
+                tracestate: hts.as_deref(),
+                baggage: hbg.as_deref(),
+            };
+            check_generated(
+                precedence,
+                mode,
+                &tp,
+                &ts,
+                &bg,
+                arrived,
+                &mut reached.borrow_mut(),
+            );
+            Ok(())
+        },
+    );
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+    let reached = reached.into_inner();
+    println!("{reached:?}");
+    let at_least = |count: usize, percent: usize, what: &str| {
+        assert!(
+            count * 100 >= reached.cases * percent,
+            "only {count} of {} cases {what}: {reached:?}",
+            reached.cases
+        );
+    };
+    at_least(reached.traceparent_lifted, 30, "lifted a traceparent");
+    at_least(
+        reached.later_version_lifted,
+        5,
+        "lifted a later-version traceparent",
+    );
+    at_least(reached.tracestate_lifted, 20, "lifted a tracestate");
+    at_least(reached.tracestate_cut, 2, "cut a long tracestate");
+    at_least(
+        reached.tracestate_removed,
+        3,
+        "removed the header tracestate",
+    );
+    at_least(reached.baggage_lifted, 25, "lifted baggage");
+    at_least(reached.baggage_merged, 2, "merged baggage");
+    at_least(reached.header_kept, 5, "kept the header context");
+    at_least(reached.dropped, 3, "dropped baggage");
+    at_least(reached.invalid, 2, "had only invalid values");
 }

@@ -150,12 +150,19 @@ fn an_event_over_the_limit_is_skipped_but_later_ones_are_read() {
                 "{newline:?}, pieces of {piece}"
             );
         }
-        // The same big event split over many `data:` lines, each one short.
-        let lines: Vec<String> = big
-            .as_bytes()
-            .chunks(40)
-            .map(|line| format!("data: {}", String::from_utf8_lossy(line)))
-            .collect();
+        // A big response spread over many short `data:` lines, split between JSON tokens so
+        // that, joined, it is valid JSON: only the limit can make the watcher skip it.
+        let mut lines = vec![r#"data: {"jsonrpc":"2.0","id":7,"result":{"content":["#.to_owned()];
+        lines.extend((0..12).map(|i| format!(r#"data: {{"type":"text","text":"{i:040}"}},"#)));
+        lines.push(r#"data: {"type":"text","text":"end"}]}}"#.to_owned());
+        assert!(lines.iter().all(|l| l.len() < SMALL));
+        assert!(lines.iter().map(String::len).sum::<usize>() > SMALL);
+        let whole: String = lines
+            .iter()
+            .map(|l| &l["data: ".len()..])
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(serde_json::from_str::<serde_json::Value>(&whole).is_ok());
         let mut split = lines.join(newline).into_bytes();
         split.extend_from_slice(format!("{newline}{newline}").as_bytes());
         split.extend_from_slice(&sse(&[ERROR_BODY], newline));
@@ -163,6 +170,10 @@ fn an_event_over_the_limit_is_skipped_but_later_ones_are_read() {
             watch_within(SMALL, "text/event-stream", &[&split]),
             error("-32602"),
             "{newline:?}, many data lines"
+        );
+        assert_eq!(
+            watch_within(4096, "text/event-stream", &[&split]),
+            success()
         );
         // With room for it, the big event is the outcome: the limit is what skipped it above.
         assert_eq!(

@@ -49,52 +49,47 @@ pub fn has_trace_fields(message: &Map<String, Value>) -> bool {
     }
 }
 
-/// Where `value` is written, unescaped, as the `_meta.traceparent` a message's reader sees:
-/// the byte ranges between the quotes, in body order.
+/// Where `value` is written as the `_meta.traceparent` a message's reader sees: the byte
+/// ranges of the raw string contents (between the quotes, escapes as written), in body order.
 ///
-/// Found without any scanner: every `"value"` in the body is a candidate, and a candidate is
-/// that string when changing its bytes changes what serde_json reads in exactly one place, the
-/// `_meta.traceparent` of one message (a copy inside another string, a key, a value elsewhere
-/// or a duplicate that a later key overrides changes something else, or nothing).
+/// Found without any scanner: every `"` of the body may open a string, which serde_json reads
+/// from there; one that decodes to `value` is a candidate, and a candidate is that
+/// `_meta.traceparent` when putting other text in its place changes what serde_json reads in
+/// exactly one place, the `_meta.traceparent` of one message (a copy inside another string, a
+/// key, a value elsewhere or a duplicate that a later key overrides changes something else, or
+/// nothing).
 pub fn traceparent_slots(body: &[u8], reading: &Value, value: &str) -> Vec<Range<usize>> {
-    let needle = value.as_bytes();
     let Some(probe) = probe_of(value) else {
         return Vec::new();
     };
     let mut slots = Vec::new();
-    let mut at = 0;
-    while at + needle.len() + 2 <= body.len() {
-        let start = at + 1;
-        let end = start + needle.len();
-        let candidate = body[at] == b'"' && &body[start..end] == needle && body[end] == b'"';
-        if candidate && reads_as_meta_traceparent(body, reading, start..end, &probe) {
-            slots.push(start..end);
+    for (at, _) in body.iter().enumerate().filter(|(_, b)| **b == b'"') {
+        let mut strings = serde_json::Deserializer::from_slice(&body[at..]).into_iter::<String>();
+        let Some(Ok(text)) = strings.next() else {
+            continue;
+        };
+        let raw = at + 1..at + strings.byte_offset() - 1;
+        if text == value && reads_as_meta_traceparent(body, reading, raw.clone(), &probe) {
+            slots.push(raw);
         }
-        at += 1;
     }
     slots
 }
 
-/// A different string of the same length and JSON form as `value` (which must not need
-/// escaping): its last character changed.
+/// A different string of the same length as `value` that needs no JSON escaping: its last
+/// character changed (`value` is a valid `traceparent`, so it is plain ASCII).
 fn probe_of(value: &str) -> Option<String> {
     let last = value.chars().last()?;
-    let plain = |c: char| c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\';
-    if !value.chars().all(plain) {
+    if !value.is_ascii() {
         return None;
     }
     let replacement = if last == 'a' { 'b' } else { 'a' };
     Some(format!("{}{replacement}", &value[..value.len() - 1]))
 }
 
-fn reads_as_meta_traceparent(
-    body: &[u8],
-    reading: &Value,
-    range: Range<usize>,
-    probe: &str,
-) -> bool {
+fn reads_as_meta_traceparent(body: &[u8], reading: &Value, raw: Range<usize>, probe: &str) -> bool {
     let mut changed = body.to_vec();
-    changed[range].copy_from_slice(probe.as_bytes());
+    changed.splice(raw, probe.bytes());
     let Ok(probed) = serde_json::from_slice::<Value>(&changed) else {
         return false;
     };
@@ -169,13 +164,16 @@ mod tests {
         );
         let found = slots(&body, A);
         let starts: Vec<usize> = body.match_indices(A).map(|(at, _)| at).collect();
-        // A appears 8 times; the reader sees it as `_meta.traceparent` in messages 0, 2 and
-        // in the last copy of message 4.
+        // A appears plainly 8 times (once inside the escaped copy); the reader sees it as
+        // `_meta.traceparent` in messages 0, 2, 3 (escaped) and in the last copy of message 4.
         assert_eq!(starts.len(), 8);
-        let expected: Vec<Range<usize>> = [starts[0], starts[1], starts[7]]
-            .iter()
-            .map(|at| *at..*at + A.len())
-            .collect();
+        let escaped_at = body.find("\\u0030").unwrap();
+        let expected: Vec<Range<usize>> = vec![
+            starts[0]..starts[0] + A.len(),
+            starts[1]..starts[1] + A.len(),
+            escaped_at..escaped_at + A.len() + 5,
+            starts[7]..starts[7] + A.len(),
+        ];
         assert_eq!(found, expected);
         assert_eq!(slots(&body, B).len(), 1);
     }

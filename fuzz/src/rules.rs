@@ -13,6 +13,7 @@ use mcp_trace_filter::mcp::{Message, RequestId};
 use mcp_trace_filter::plan::{ArrivedHeaders, HeaderChange, Outcome};
 use mcp_trace_filter::routing_headers::{Mismatch, RoutingHeaders};
 use serde_json::{Map, Value};
+use std::ops::Range;
 
 /// Most bytes of a lifted `tracestate` (W3C: propagate at least 512 characters).
 const TRACESTATE_BUDGET: usize = 512;
@@ -75,6 +76,23 @@ pub fn context_index(messages: &[(Option<usize>, &Map<String, Value>)]) -> Optio
             .iter()
             .position(|(_, m)| reading::has_trace_fields(m))
     })
+}
+
+/// README, the upstream role: where the body's context is rewritten to the upstream
+/// `traceparent`. Every copy of the context's `_meta.traceparent` (the first valid one) that a
+/// reader takes for a message's `_meta.traceparent`, in that message and in later ones carrying
+/// the same value, however it is written: a plain version-00 copy is replaced in place, one with
+/// JSON escapes or in a later version's longer form is replaced whole. Another message's
+/// different context is not the proxy's to change.
+pub fn context_slots(body: &[u8], reading: &Value) -> Vec<Range<usize>> {
+    let messages = reading::messages(reading);
+    let context = context_index(&messages)
+        .and_then(|i| reading::meta_text(messages[i].1, "traceparent"))
+        .filter(|value| reference::traceparent(value).is_some());
+    let Some(value) = context else {
+        return Vec::new();
+    };
+    reading::traceparent_slots(body, reading, value)
 }
 
 /// The README's precedence and baggage tables applied to serde_json's reading of the body.
