@@ -4,6 +4,7 @@
 //! exactly what to fix. Keys starting with `_` are ignored because some hosts (Higress) add
 //! their own (`_rules_`, `_match_route_`) to every plugin's configuration.
 
+use crate::host::HostKind;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -76,6 +77,8 @@ pub struct Config {
     pub span_metadata: bool,
     pub header_mismatch: HeaderMismatch,
     pub role: Role,
+    /// Which proxy's semantics to follow; `None` (`"auto"`) recognises it at start.
+    pub host: Option<HostKind>,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             span_metadata: false,
             header_mismatch: HeaderMismatch::default(),
             role: Role::default(),
+            host: None,
         }
     }
 }
@@ -145,6 +149,7 @@ impl Config {
                 "span_metadata" => config.span_metadata = expect_bool(key, value)?,
                 "header_mismatch" => config.header_mismatch = parse_header_mismatch(key, value)?,
                 "role" => config.role = parse_role(key, value)?,
+                "host" => config.host = parse_host(key, value)?,
                 host_key if host_key.starts_with('_') => {}
                 unknown => {
                     return Err(error(
@@ -159,7 +164,7 @@ impl Config {
 }
 
 /// Every key the configuration accepts, in the order the README lists them.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 8] = [
     "precedence",
     "baggage",
     "max_body_bytes",
@@ -167,6 +172,7 @@ pub const KEYS: [&str; 7] = [
     "span_headers",
     "header_mismatch",
     "role",
+    "host",
 ];
 
 fn expect_str<'v>(key: &str, value: &'v Value) -> Result<&'v str, ConfigError> {
@@ -191,6 +197,21 @@ fn parse_role(key: &str, value: &Value) -> Result<Role, ConfigError> {
         other => Err(error(
             key,
             format!("must be \"gateway\" or \"upstream\", got {other:?}"),
+        )),
+    }
+}
+
+fn parse_host(key: &str, value: &Value) -> Result<Option<HostKind>, ConfigError> {
+    match expect_str(key, value)? {
+        "auto" => Ok(None),
+        "envoy" => Ok(Some(HostKind::Envoy)),
+        "ngx_wasm_module" => Ok(Some(HostKind::NgxWasm)),
+        "higress" => Ok(Some(HostKind::Higress)),
+        other => Err(error(
+            key,
+            format!(
+                "must be one of \"auto\", \"envoy\", \"ngx_wasm_module\", \"higress\", got {other:?}"
+            ),
         )),
     }
 }
@@ -285,7 +306,7 @@ mod tests {
         let config = parse(
             r#"{"precedence":"header","baggage":"merge","max_body_bytes":4096,
                 "span_headers":true,"span_metadata":true,"header_mismatch":"count",
-                "role":"upstream"}"#,
+                "role":"upstream","host":"ngx_wasm_module"}"#,
         );
         assert_eq!(
             config,
@@ -297,6 +318,7 @@ mod tests {
                 span_metadata: true,
                 header_mismatch: HeaderMismatch::Count,
                 role: Role::Upstream,
+                host: Some(HostKind::NgxWasm),
             })
         );
         for (text, mode) in [
@@ -327,6 +349,7 @@ mod tests {
             (r#"{"span_metadata":1}"#, "span_metadata"),
             (r#"{"header_mismatch":"allow"}"#, "header_mismatch"),
             (r#"{"header_mismatch":false}"#, "header_mismatch"),
+            (r#"{"host":"kong"}"#, "host"),
         ];
         for (text, key) in cases {
             let err = parse(text).err();

@@ -1,8 +1,10 @@
 //! mcp-trace-filter: a proxy-wasm HTTP filter that lifts W3C trace context carried inside MCP
 //! JSON-RPC bodies (`params._meta`) into upstream request headers.
 //!
-//! The pure core (`config`, `mcp`, `trace_context`, `plan`) never touches `proxy_wasm` and is
-//! tested natively; `filter` is the thin host layer that only moves bytes and headers.
+//! Three layers: the host seam (`host`: a trait for the hostcalls, and its one implementation
+//! over the raw proxy-wasm ABI), the request state machine generic over it (`filter`), and the
+//! pure core it sequences (`digest`/`mcp` scanning, `plan`, `semconv`, `trace_context`, ...).
+//! Only `plugin` and `host::hostcalls` touch `proxy_wasm`; everything else is tested natively.
 
 pub mod body_sync;
 pub mod config;
@@ -16,10 +18,12 @@ pub mod routing_headers;
 pub mod semconv;
 pub mod trace_context;
 
+pub mod filter;
+pub mod host;
 #[cfg(target_arch = "wasm32")]
-mod filter;
+mod plugin;
 
 #[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{
-    filter::register();
+    plugin::register();
 }}

@@ -1,67 +1,74 @@
-//! The proxy-wasm host layer: configuration and counters in the root context, the request
-//! state machine in the HTTP context. It only moves bytes and headers; decisions live in the
-//! pure modules.
+//! The request state machine, generic over the host seam ([`crate::host::Host`]): which
+//! callbacks hold the body, and what is done with it once complete. Decisions come from the pure
+//! core; this layer only sequences them, so whole callback sequences are tested natively under
+//! each host's semantics (`tests/hosts/`).
+//!
+//! The configured role is looked at once, in [`request_filter`]: a gateway and an upstream
+//! request are different types sharing the body hold.
 
-mod host;
-mod http;
-mod logger;
-mod metrics;
+mod gateway;
+mod hold;
+mod upstream;
 
-use crate::config::Config;
-use metrics::Metrics;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
+use crate::config::{Config, Role};
+use crate::host::{Action, Counter, Host, HostKind};
 use std::rc::Rc;
 
-/// How often each VM adds its memory growth to the `wasm_memory_bytes` gauge.
-const MEMORY_SAMPLE_MS: u32 = 5_000;
+pub use gateway::GatewayRequest;
+pub use upstream::UpstreamRequest;
 
-/// Installs the root context factory; called once by `proxy_wasm::main!`.
-pub fn register() {
-    logger::install();
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+/// One request's callbacks, as a proxy-wasm HTTP context receives them.
+pub trait RequestFilter {
+    fn on_request_headers(&mut self, end_of_stream: bool) -> Action;
+    fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action;
+    fn on_request_trailers(&mut self) -> Action;
+    fn on_response_headers(&mut self, end_of_stream: bool) -> Action;
+    fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action;
 }
 
-/// Holds the validated configuration and the counter ids, shared with every request.
-#[derive(Default)]
-struct Root {
+/// The filter for one request under `config`'s role on a host of `kind`.
+pub fn request_filter<H: Host + 'static>(
     config: Rc<Config>,
-    metrics: Rc<Metrics>,
+    kind: HostKind,
+    host: H,
+) -> Box<dyn RequestFilter> {
+    match config.role {
+        Role::Gateway => Box::new(GatewayRequest::new(config, kind, host)),
+        Role::Upstream => Box::new(UpstreamRequest::new(config, kind, host)),
+    }
 }
 
-impl Context for Root {}
+/// The filter for a request when the configuration was refused on a host where refusing it would
+/// kill the worker: everything passes through untouched, counted.
+pub struct UnconfiguredRequest<H> {
+    host: H,
+}
 
-impl RootContext for Root {
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        match Config::parse(&host::plugin_configuration()) {
-            Ok(config) => {
-                self.config = Rc::new(config);
-                self.metrics = Rc::new(Metrics::define());
-                self.metrics.record_memory();
-                if let Err(error) = host::set_tick_period(MEMORY_SAMPLE_MS) {
-                    log::info!("mcp-trace-filter: no timer (host status {}), memory gauge stays at its first value", error.0);
-                }
-                true
-            }
-            Err(error) => {
-                log::error!("mcp-trace-filter: {error}");
-                false
-            }
-        }
+impl<H: Host> UnconfiguredRequest<H> {
+    pub fn new(host: H) -> UnconfiguredRequest<H> {
+        UnconfiguredRequest { host }
+    }
+}
+
+impl<H: Host> RequestFilter for UnconfiguredRequest<H> {
+    fn on_request_headers(&mut self, _end_of_stream: bool) -> Action {
+        self.host.count(Counter::Unconfigured, 1);
+        Action::Continue
     }
 
-    fn on_tick(&mut self) {
-        self.metrics.record_memory();
+    fn on_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        Action::Continue
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(http::McpRequest::new(
-            Rc::clone(&self.config),
-            Rc::clone(&self.metrics),
-        )))
+    fn on_request_trailers(&mut self) -> Action {
+        Action::Continue
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    fn on_response_headers(&mut self, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+
+    fn on_response_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        Action::Continue
     }
 }

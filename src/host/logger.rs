@@ -1,7 +1,7 @@
 //! The `log` crate's logger over the raw `proxy_log` hostcall. The SDK's logger unwraps the
 //! hostcall's status, so a host that refuses a log line would panic the VM; this one ignores it.
 
-use super::host;
+use super::hostcalls as host;
 
 struct HostLogger;
 

@@ -4,8 +4,11 @@
 //! request on the worker, so the few calls the filter makes go through these instead. Statuses
 //! are read as plain integers: an unknown value from a host must not become an invalid enum.
 
-use crate::request_headers::{parse_header_pairs, serialize_header_pairs, RequestHeaders};
+use super::abi::{parse_header_pairs, serialize_header_pairs, serialize_path};
+use super::{Counter, Host, HostError};
+use crate::request_headers::RequestHeaders;
 use std::ptr::null_mut;
+use std::rc::Rc;
 
 const STATUS_OK: u32 = 0;
 const REQUEST_HEADERS: u32 = 0;
@@ -64,6 +67,13 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
     #[allow(clippy::too_many_arguments)]
@@ -78,10 +88,6 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
 }
-
-/// A hostcall that did not return `Ok`; the number is the host's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostError(pub u32);
 
 /// Takes ownership of memory the host allocated through the SDK's `proxy_on_memory_allocate`.
 fn owned_bytes(data: *mut u8, size: usize) -> Option<Vec<u8>> {
@@ -150,9 +156,10 @@ pub fn remove_request_header(name: &str) -> Result<(), HostError> {
     check(status)
 }
 
-/// The buffered request body, up to `max_size` bytes.
-pub fn request_body(max_size: usize) -> Option<Vec<u8>> {
-    buffer(REQUEST_BODY, max_size)
+/// The buffered request body, up to `max_size` bytes; the error carries the host's status
+/// (ngx_wasm_module cannot read a body it spilled to a file).
+pub fn request_body(max_size: usize) -> Result<Vec<u8>, HostError> {
+    buffer_or_status(REQUEST_BODY, max_size)
 }
 
 /// The current response body chunk (or what is buffered), up to `max_size` bytes.
@@ -184,15 +191,29 @@ pub fn plugin_configuration() -> Vec<u8> {
 }
 
 fn buffer(buffer_type: u32, max_size: usize) -> Option<Vec<u8>> {
+    buffer_or_status(buffer_type, max_size).ok()
+}
+
+fn buffer_or_status(buffer_type: u32, max_size: usize) -> Result<Vec<u8>, HostError> {
     let mut data = null_mut();
     let mut size = 0;
     // SAFETY: pointers are valid for the duration of the call; see `owned_bytes`.
     let status = unsafe { proxy_get_buffer_bytes(buffer_type, 0, max_size, &mut data, &mut size) };
     let bytes = owned_bytes(data, size);
-    if status != STATUS_OK {
-        return None;
-    }
-    bytes.or_else(|| Some(Vec::new()))
+    check(status)?;
+    Ok(bytes.unwrap_or_default())
+}
+
+/// A property of the host or stream (`path` segments), when it has one.
+pub fn property(path: &[&str]) -> Option<Vec<u8>> {
+    let encoded = serialize_path(path);
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: pointers are valid for the duration of the call; see `owned_bytes`.
+    let status =
+        unsafe { proxy_get_property(encoded.as_ptr(), encoded.len(), &mut data, &mut size) };
+    let bytes = owned_bytes(data, size);
+    (status == STATUS_OK).then(|| bytes.unwrap_or_default())
 }
 
 /// Defines a counter; `None` when the host has no metrics (the filter then counts nothing).
@@ -217,6 +238,14 @@ pub fn increment(counter: Option<u32>, by: i64) {
     if let (Some(id), true) = (counter, by != 0) {
         // SAFETY: plain integers.
         let _ = unsafe { proxy_increment_metric(id, by) };
+    }
+}
+
+/// Sets a gauge to `value`.
+pub fn record(gauge: Option<u32>, value: u64) {
+    if let Some(id) = gauge {
+        // SAFETY: plain integers.
+        let _ = unsafe { proxy_record_metric(id, value) };
     }
 }
 
@@ -283,5 +312,83 @@ fn check(status: u32) -> Result<(), HostError> {
         Ok(())
     } else {
         Err(HostError(status))
+    }
+}
+
+/// The counter ids the host gave, by [`Counter::index`]; `None` where it refused one.
+#[derive(Debug, Default)]
+pub struct CounterIds([Option<u32>; Counter::ALL.len()]);
+
+impl CounterIds {
+    /// Defines every counter as `mcp_trace_filter.<name>`.
+    pub fn define() -> CounterIds {
+        CounterIds(Counter::ALL.map(|c| define_counter(&format!("mcp_trace_filter.{}", c.name()))))
+    }
+
+    pub fn id(&self, counter: Counter) -> Option<u32> {
+        self.0.get(counter.index()).copied().flatten()
+    }
+}
+
+/// The [`Host`] of a request, over the raw hostcalls.
+pub struct ProxyWasmHost {
+    counters: Rc<CounterIds>,
+}
+
+impl ProxyWasmHost {
+    pub fn new(counters: Rc<CounterIds>) -> ProxyWasmHost {
+        ProxyWasmHost { counters }
+    }
+}
+
+impl Host for ProxyWasmHost {
+    fn request_headers(&mut self) -> Option<RequestHeaders> {
+        request_headers()
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        set_request_header(name, value)
+    }
+
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        remove_request_header(name)
+    }
+
+    fn request_body(&mut self, size: usize) -> Result<Vec<u8>, HostError> {
+        request_body(size)
+    }
+
+    fn replace_request_body(&mut self, current_size: usize, body: &[u8]) -> Result<(), HostError> {
+        replace_request_body(current_size, body)
+    }
+
+    fn response_header(&mut self, name: &str) -> Option<String> {
+        response_header(name)
+    }
+
+    fn response_body(&mut self, size: usize) -> Option<Vec<u8>> {
+        response_body(size)
+    }
+
+    fn set_property(&mut self, key: &str, value: &str) -> Result<(), HostError> {
+        set_property(key, value)
+    }
+
+    fn send_local_response(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        send_local_response(status, details, headers, body)
+    }
+
+    fn count(&mut self, counter: Counter, by: u64) {
+        increment(self.counters.id(counter), i64::try_from(by).unwrap_or(i64::MAX));
+    }
+
+    fn log(&mut self, level: log::Level, message: &str) {
+        log(level, message);
     }
 }

@@ -1,0 +1,248 @@
+//! The gateway role: a downstream HTTP filter. Strips client copies of the headers it owns,
+//! holds JSON POST bodies, enforces SEP-2243, lifts the `_meta` context into headers, publishes
+//! span metadata where configured, and watches the response for the request's outcome.
+
+use super::hold::{self, BodyStep, Hold};
+use super::RequestFilter;
+use crate::config::{Config, HeaderMismatch};
+use crate::digest::{self, Digest};
+use crate::host::{Action, Counter, Host, HostKind};
+use crate::mcp::RequestId;
+use crate::plan::{self, ArrivedHeaders, HeaderChange, Outcome};
+use crate::request_headers::RequestHeaders;
+use crate::response::{ResponseOutcome, ResponseWatcher};
+use crate::routing_headers::{self, RoutingHeaders};
+use crate::semconv::{self, RequestSpan, TransportHeaders};
+use std::rc::Rc;
+
+pub struct GatewayRequest<H> {
+    config: Rc<Config>,
+    kind: HostKind,
+    host: H,
+    hold: Hold,
+    /// The request headers, read once when they arrive (kept while the body is held).
+    headers: RequestHeaders,
+    /// The id of the scanned request, until the response starts (only when it is watched).
+    request_id: Option<RequestId>,
+    watcher: Option<ResponseWatcher>,
+}
+
+impl<H: Host> GatewayRequest<H> {
+    pub fn new(config: Rc<Config>, kind: HostKind, host: H) -> GatewayRequest<H> {
+        GatewayRequest {
+            config,
+            kind,
+            host,
+            hold: Hold::new(kind),
+            headers: RequestHeaders::default(),
+            request_id: None,
+            watcher: None,
+        }
+    }
+
+    /// Reads and digests the complete body, then lifts; `Pause` only when the filter answered
+    /// the request itself.
+    fn process(&mut self, body_size: usize) -> Action {
+        let Some(body) = hold::read_body(&mut self.host, body_size) else {
+            return Action::Continue;
+        };
+        let routing = RoutingHeaders {
+            method: self.headers.mcp_method.as_deref(),
+            name: self.headers.mcp_name.as_deref(),
+        };
+        match digest::digest(&body, &routing) {
+            Ok(digest) => self.lift(&digest),
+            Err(_) => {
+                self.host.count(Counter::NotMcp, 1);
+                Action::Continue
+            }
+        }
+    }
+
+    fn lift(&mut self, digest: &Digest) -> Action {
+        if let Some(mismatch) = digest.header_mismatch {
+            self.host.count(Counter::HeaderMismatch, 1);
+            if self.config.header_mismatch == HeaderMismatch::Reject {
+                let id = digest.request.as_ref().and_then(|m| m.id.as_ref());
+                let body = routing_headers::mismatch_response(mismatch, id);
+                let headers = [("content-type", "application/json")];
+                let sent = self.host.send_local_response(
+                    400,
+                    "mcp_header_mismatch",
+                    &headers,
+                    body.as_bytes(),
+                );
+                if let Err(error) = sent {
+                    self.warn(&format!("could not answer a header mismatch: host status {}", error.0));
+                }
+                return Action::Pause;
+            }
+        }
+        let headers = &self.headers;
+        let arrived = ArrivedHeaders {
+            traceparent: headers.traceparent.as_deref(),
+            tracestate: headers.tracestate.as_deref(),
+            baggage: headers.baggage.as_deref(),
+        };
+        let plan = plan::plan(&self.config, &arrived, digest);
+        for change in &plan.changes {
+            self.apply(change);
+        }
+        self.host.count(outcome_counter(plan.outcome), 1);
+        if plan.invalid_values > 0 {
+            self.host
+                .count(Counter::InvalidValues, u64::from(plan.invalid_values));
+        }
+        if self.config.span_metadata || self.config.span_headers {
+            self.publish_span(digest);
+        }
+        Action::Continue
+    }
+
+    /// Publishes the span name and attributes as properties and/or headers, as configured.
+    fn publish_span(&mut self, digest: &Digest) {
+        let transport = TransportHeaders {
+            session_id: self.headers.session_id.as_deref(),
+            protocol_version: self.headers.protocol_version.as_deref(),
+        };
+        let Some(span) = digest
+            .request
+            .as_ref()
+            .and_then(|request| semconv::request_span(request, &transport))
+        else {
+            return;
+        };
+        if self.config.span_metadata {
+            self.publish(semconv::SPAN_NAME, &span.name);
+            for (key, value) in &span.attributes {
+                self.publish(key, value);
+            }
+        }
+        if self.config.span_headers {
+            publish_span_headers(self, &span);
+        }
+        if self.config.span_metadata {
+            self.request_id = span.id;
+        }
+    }
+
+    fn publish(&mut self, key: &str, value: &str) {
+        let property = self.kind.span_property(key);
+        if let Err(error) = self.host.set_property(&property, value) {
+            self.host.log(
+                log::Level::Debug,
+                &format!("mcp-trace-filter: could not set {property}: host status {}", error.0),
+            );
+        }
+    }
+
+    fn apply(&mut self, change: &HeaderChange) {
+        let (name, result) = match change {
+            HeaderChange::Set(name, value) => (name, self.host.set_request_header(name, value)),
+            HeaderChange::Remove(name) => (name, self.host.remove_request_header(name)),
+        };
+        if let Err(error) = result {
+            self.warn(&format!("could not change header {name}: host status {}", error.0));
+        }
+    }
+
+    /// Removes client-sent copies of the headers the filter owns: those the snapshot found, or
+    /// every one of them when there is no snapshot.
+    fn strip_owned_headers(&mut self, headers: Option<&RequestHeaders>) {
+        let present = headers.map(|headers| headers.owned_present.clone());
+        for header in present.unwrap_or_else(|| semconv::OWNED_HEADERS.to_vec()) {
+            self.apply(&HeaderChange::Remove(header));
+        }
+    }
+
+    fn warn(&mut self, message: &str) {
+        self.host
+            .log(log::Level::Warn, &format!("mcp-trace-filter: {message}"));
+    }
+
+    fn publish_outcome(&mut self, outcome: &ResponseOutcome) {
+        if let Some(error_type) = &outcome.error_type {
+            self.publish(semconv::ERROR_TYPE, error_type);
+            self.publish(semconv::ERROR_FLAG, "true");
+        }
+        if let Some(code) = &outcome.status_code {
+            self.publish(semconv::RESPONSE_STATUS_CODE, code);
+        }
+    }
+}
+
+fn publish_span_headers<H: Host>(request: &mut GatewayRequest<H>, span: &RequestSpan) {
+    for (header, value) in semconv::span_headers(span) {
+        request.apply(&HeaderChange::Set(header, value.to_owned()));
+    }
+}
+
+fn outcome_counter(outcome: Outcome) -> Counter {
+    match outcome {
+        Outcome::Lifted => Counter::Lifted,
+        Outcome::HeaderKept => Counter::HeaderKept,
+        Outcome::Dropped => Counter::MetaDropped,
+        Outcome::NoContext => Counter::NoContext,
+        Outcome::InvalidContext => Counter::InvalidContext,
+    }
+}
+
+impl<H: Host> RequestFilter for GatewayRequest<H> {
+    fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
+        let headers = self.host.request_headers();
+        self.strip_owned_headers(headers.as_ref());
+        let Some(headers) = headers else {
+            return Action::Continue;
+        };
+        let action = self
+            .hold
+            .start(&mut self.host, &self.config, &headers, end_of_stream);
+        self.headers = headers;
+        action
+    }
+
+    fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match self.hold.body(&mut self.host, body_size, end_of_stream) {
+            BodyStep::Answer(action) => action,
+            BodyStep::Complete(size) => self.process(size),
+        }
+    }
+
+    fn on_request_trailers(&mut self) -> Action {
+        match self.hold.trailers() {
+            Some(size) => self.process(size),
+            None => Action::Continue,
+        }
+    }
+
+    fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
+        let Some(request_id) = self.request_id.take() else {
+            return Action::Continue;
+        };
+        if end_of_stream {
+            return Action::Continue;
+        }
+        let content_type = self.host.response_header("content-type");
+        self.watcher = ResponseWatcher::new(
+            content_type.as_deref(),
+            Some(request_id),
+            self.config.max_body_bytes,
+        );
+        Action::Continue
+    }
+
+    fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return Action::Continue;
+        };
+        let chunk = self.host.response_body(body_size).unwrap_or_default();
+        let outcome = watcher.feed(&chunk, end_of_stream);
+        if outcome.is_some() || end_of_stream {
+            self.watcher = None;
+        }
+        if let Some(outcome) = outcome {
+            self.publish_outcome(&outcome);
+        }
+        Action::Continue
+    }
+}

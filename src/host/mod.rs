@@ -1,0 +1,164 @@
+//! The host seam: everything the request state machine needs from the proxy, as one trait.
+//!
+//! The state machine (`crate::filter`) is generic over [`Host`], so whole callback sequences run
+//! natively under a test host that models each proxy's recorded semantics (`tests/hosts/`),
+//! and one implementation over the raw proxy-wasm hostcalls (`hostcalls`, wasm only) serves
+//! every proxy. What differs between proxies is described by [`HostKind`], chosen once at
+//! configuration time.
+
+pub mod abi;
+#[cfg(target_arch = "wasm32")]
+pub mod hostcalls;
+#[cfg(target_arch = "wasm32")]
+pub mod logger;
+
+use crate::request_headers::RequestHeaders;
+
+/// What a callback tells the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    /// Stop iteration: in request headers, wait for the body; in the body, keep buffering.
+    Pause,
+}
+
+/// A hostcall that did not return `Ok`; the number is the host's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError(pub u32);
+
+/// The filter's counters, shown by Envoy as `wasmcustom.mcp_trace_filter.<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Lifted,
+    HeaderKept,
+    NoContext,
+    InvalidContext,
+    InvalidValues,
+    NotMcp,
+    Oversize,
+    BodySynced,
+    MetaDropped,
+    HeaderMismatch,
+    /// Bodies the host would not hand over (ngx_wasm_module spills large ones to a file).
+    Unreadable,
+    /// Requests passed through untouched because the configuration was refused on a host
+    /// where refusing it would kill the worker.
+    Unconfigured,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 12] = [
+        Counter::Lifted,
+        Counter::HeaderKept,
+        Counter::NoContext,
+        Counter::InvalidContext,
+        Counter::InvalidValues,
+        Counter::NotMcp,
+        Counter::Oversize,
+        Counter::BodySynced,
+        Counter::MetaDropped,
+        Counter::HeaderMismatch,
+        Counter::Unreadable,
+        Counter::Unconfigured,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Lifted => "lifted",
+            Counter::HeaderKept => "header_kept",
+            Counter::NoContext => "no_context",
+            Counter::InvalidContext => "invalid_context",
+            Counter::InvalidValues => "invalid_values",
+            Counter::NotMcp => "not_mcp",
+            Counter::Oversize => "oversize",
+            Counter::BodySynced => "body_synced",
+            Counter::MetaDropped => "meta_dropped",
+            Counter::HeaderMismatch => "header_mismatch",
+            Counter::Unreadable => "unreadable",
+            Counter::Unconfigured => "unconfigured",
+        }
+    }
+
+    /// Position in [`Counter::ALL`], for tables of metric ids.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The hostcalls the request state machine makes. Every call reports failure as a value;
+/// nothing here may panic.
+pub trait Host {
+    /// The request headers the filter reads, from one snapshot of the map.
+    fn request_headers(&mut self) -> Option<RequestHeaders>;
+    /// Sets (replaces) a request header.
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
+    /// Removes every value of a request header.
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
+    /// The buffered request body, up to `size` bytes.
+    fn request_body(&mut self, size: usize) -> Result<Vec<u8>, HostError>;
+    /// Replaces the whole buffered request body (`current_size` bytes) with `body`.
+    fn replace_request_body(&mut self, current_size: usize, body: &[u8]) -> Result<(), HostError>;
+    /// The first value of a response header.
+    fn response_header(&mut self, name: &str) -> Option<String>;
+    /// The current response body chunk, up to `size` bytes.
+    fn response_body(&mut self, size: usize) -> Option<Vec<u8>>;
+    /// Sets a stream property (`key` as one path segment).
+    fn set_property(&mut self, key: &str, value: &str) -> Result<(), HostError>;
+    /// Answers the request from the filter.
+    fn send_local_response(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError>;
+    /// Adds `by` to a counter; failing to count never affects the request.
+    fn count(&mut self, counter: Counter, by: u64);
+    /// One line in the host's log.
+    fn log(&mut self, level: log::Level, message: &str);
+}
+
+/// The proxies the filter knows, each with its own semantics (DESIGN.md, "Host facts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostKind {
+    /// Envoy, Istio, Envoy Gateway.
+    #[default]
+    Envoy,
+    /// nginx with ngx_wasm_module, as embedded by Kong 3.4 to 3.10.
+    NgxWasm,
+    /// Higress (Envoy with its own proxy-wasm host).
+    Higress,
+}
+
+impl HostKind {
+    /// Whether a `Pause` from request headers is resumed by the body callbacks. On
+    /// ngx_wasm_module it never is (the request hangs); there the body arrives whole in one
+    /// callback and headers set from it still reach the upstream.
+    pub fn resumes_header_pause(self) -> bool {
+        !matches!(self, HostKind::NgxWasm)
+    }
+
+    /// Whether a refused configuration may be reported by failing `on_configure`. On
+    /// ngx_wasm_module that kills the worker for good, so the filter logs and passes through.
+    pub fn may_refuse_configuration(self) -> bool {
+        !matches!(self, HostKind::NgxWasm)
+    }
+
+    /// Whether gauges may be incremented. ngx_wasm_module traps on an increment of a gauge (a
+    /// trap in `on_configure` kills the worker), so gauges are only recorded there.
+    pub fn increments_gauges(self) -> bool {
+        !matches!(self, HostKind::NgxWasm)
+    }
+
+    /// The property key under which a span attribute or the span name is published, if the host
+    /// has a reader for it: Envoy turns a one-segment key into filter state `wasm.<key>` for its
+    /// tracer; Higress adds a span tag for keys under `trace_span_tag.`; ngx_wasm_module accepts
+    /// only keys under `wasmx.`.
+    pub fn span_property(self, key: &str) -> String {
+        match self {
+            HostKind::Envoy => key.to_owned(),
+            HostKind::Higress => format!("trace_span_tag.{key}"),
+            HostKind::NgxWasm => format!("wasmx.{key}"),
+        }
+    }
+}
