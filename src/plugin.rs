@@ -3,7 +3,7 @@
 //! request state machine over the raw-hostcall host.
 
 use crate::config::Config;
-use crate::filter::{self, RequestFilter, UnconfiguredRequest};
+use crate::filter::{self, Configured, RequestFilter, UnconfiguredRequest};
 use crate::host::hostcalls::{self, CounterIds, ProxyWasmHost};
 use crate::host::{logger, Action, HostKind};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -43,18 +43,18 @@ impl RootContext for Root {
         let detected = detect_host();
         self.counters = Rc::new(CounterIds::define());
         self.wasm_memory_bytes = hostcalls::define_gauge("mcp_trace_filter.wasm_memory_bytes");
-        match Config::parse(&hostcalls::plugin_configuration()) {
-            Ok(config) => {
-                self.kind = config.host.unwrap_or(detected);
+        match filter::configure(detected, &hostcalls::plugin_configuration()) {
+            Configured::Ready(config, kind) => {
+                self.kind = kind;
                 self.config = Some(Rc::new(config));
             }
-            Err(error) if !detected.may_refuse_configuration() => {
+            Configured::PassThrough(kind, error) => {
                 // Refusing kills this worker for good on this host: pass traffic through instead.
                 log::error!("mcp-trace-filter: {error}; passing every request through untouched (counted as `unconfigured`)");
-                self.kind = detected;
+                self.kind = kind;
                 self.config = None;
             }
-            Err(error) => {
+            Configured::Refused(error) => {
                 log::error!("mcp-trace-filter: {error}");
                 return false;
             }
@@ -124,7 +124,11 @@ fn action(action: Action) -> types::Action {
 impl Context for Http {}
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> types::Action {
+    fn on_http_request_headers(
+        &mut self,
+        _num_headers: usize,
+        end_of_stream: bool,
+    ) -> types::Action {
         action(self.request.on_request_headers(end_of_stream))
     }
 
@@ -136,7 +140,11 @@ impl HttpContext for Http {
         action(self.request.on_request_trailers())
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> types::Action {
+    fn on_http_response_headers(
+        &mut self,
+        _num_headers: usize,
+        end_of_stream: bool,
+    ) -> types::Action {
         action(self.request.on_response_headers(end_of_stream))
     }
 
@@ -144,3 +152,11 @@ impl HttpContext for Http {
         action(self.request.on_response_body(body_size, end_of_stream))
     }
 }
+
+/// Higress's proxy-wasm host passes a `Pause` from request headers through as a plain
+/// StopIteration only for modules that export this marker (ABI "0.2.100"); for the upstream ABI
+/// 0.2.1 it turns it into "stop all" and the request hangs. Upstream hosts (Envoy) do not know
+/// the name and load the module by its 0.2.1 marker, so exporting both serves both. The
+/// callbacks Higress binds for 0.2.100 have the 0.2.1 signatures.
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_100() {}

@@ -2,7 +2,8 @@
 //! panics, and a well-formed map always decodes to exactly its pairs.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use mcp_trace_filter::request_headers::{parse_header_pairs, RequestHeaders};
+use mcp_trace_filter::host::abi::parse_header_pairs;
+use mcp_trace_filter::request_headers::RequestHeaders;
 use proptest::prelude::*;
 
 /// The proxy-wasm serialisation of `pairs`.

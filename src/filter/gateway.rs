@@ -73,7 +73,10 @@ impl<H: Host> GatewayRequest<H> {
                     body.as_bytes(),
                 );
                 if let Err(error) = sent {
-                    self.warn(&format!("could not answer a header mismatch: host status {}", error.0));
+                    self.warn(&format!(
+                        "could not answer a header mismatch: host status {}",
+                        error.0
+                    ));
                 }
                 return Action::Pause;
             }
@@ -131,7 +134,10 @@ impl<H: Host> GatewayRequest<H> {
         if let Err(error) = self.host.set_property(&property, value) {
             self.host.log(
                 log::Level::Debug,
-                &format!("mcp-trace-filter: could not set {property}: host status {}", error.0),
+                &format!(
+                    "mcp-trace-filter: could not set {property}: host status {}",
+                    error.0
+                ),
             );
         }
     }
@@ -142,7 +148,10 @@ impl<H: Host> GatewayRequest<H> {
             HeaderChange::Remove(name) => (name, self.host.remove_request_header(name)),
         };
         if let Err(error) = result {
-            self.warn(&format!("could not change header {name}: host status {}", error.0));
+            self.warn(&format!(
+                "could not change header {name}: host status {}",
+                error.0
+            ));
         }
     }
 

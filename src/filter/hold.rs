@@ -79,7 +79,12 @@ impl Hold {
     }
 
     /// A body chunk arrived; `body_size` is everything held so far.
-    pub fn body(&mut self, host: &mut impl Host, body_size: usize, end_of_stream: bool) -> BodyStep {
+    pub fn body(
+        &mut self,
+        host: &mut impl Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> BodyStep {
         if self.state != State::Holding {
             return BodyStep::Answer(Action::Continue);
         }

@@ -10,7 +10,7 @@ mod gateway;
 mod hold;
 mod upstream;
 
-use crate::config::{Config, Role};
+use crate::config::{Config, ConfigError, Role};
 use crate::host::{Action, Counter, Host, HostKind};
 use std::rc::Rc;
 
@@ -70,5 +70,32 @@ impl<H: Host> RequestFilter for UnconfiguredRequest<H> {
 
     fn on_response_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
         Action::Continue
+    }
+}
+
+/// What a plugin configuration comes to on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Configured {
+    /// Serve requests with this configuration under this host's semantics.
+    Ready(Config, HostKind),
+    /// The configuration was refused, but refusing would kill the worker on this host: log the
+    /// error and pass every request through ([`UnconfiguredRequest`]).
+    PassThrough(HostKind, ConfigError),
+    /// The configuration was refused; the plugin reports it by failing to load.
+    Refused(ConfigError),
+}
+
+/// Reads the plugin configuration on a host recognised as `detected` (its `host` key, when
+/// set, overrides the detection).
+pub fn configure(detected: HostKind, bytes: &[u8]) -> Configured {
+    match Config::parse(bytes) {
+        Ok(config) => {
+            let kind = config.host.unwrap_or(detected);
+            Configured::Ready(config, kind)
+        }
+        Err(error) if !detected.may_refuse_configuration() => {
+            Configured::PassThrough(detected, error)
+        }
+        Err(error) => Configured::Refused(error),
     }
 }

@@ -54,7 +54,10 @@ impl<H: Host> UpstreamRequest<H> {
             if let Err(error) = self.host.set_request_header("content-length", &length) {
                 self.host.log(
                     log::Level::Warn,
-                    &format!("mcp-trace-filter: could not set content-length: host status {}", error.0),
+                    &format!(
+                        "mcp-trace-filter: could not set content-length: host status {}",
+                        error.0
+                    ),
                 );
             }
         }

@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn paths_are_joined_by_nul() {
-        assert_eq!(serialize_path(&["ngx", "nginx_version"]), b"ngx\0nginx_version");
+        assert_eq!(
+            serialize_path(&["ngx", "nginx_version"]),
+            b"ngx\0nginx_version"
+        );
         assert_eq!(serialize_path(&["name"]), b"name");
         assert_eq!(serialize_path(&[]), b"");
     }
@@ -148,5 +151,4 @@ mod tests {
         huge_name[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(parse_header_pairs(&huge_name), None);
     }
-
 }

@@ -385,7 +385,10 @@ impl Host for ProxyWasmHost {
     }
 
     fn count(&mut self, counter: Counter, by: u64) {
-        increment(self.counters.id(counter), i64::try_from(by).unwrap_or(i64::MAX));
+        increment(
+            self.counters.id(counter),
+            i64::try_from(by).unwrap_or(i64::MAX),
+        );
     }
 
     fn log(&mut self, level: log::Level, message: &str) {

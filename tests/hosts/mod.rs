@@ -1,0 +1,350 @@
+//! Native test hosts: each proxy's recorded semantics (DESIGN.md, "Host facts"), so the request
+//! state machine is driven through whole callback sequences as that proxy would drive it,
+//! without the proxy installed. Each behaviour below names the fact it encodes.
+#![allow(dead_code)]
+
+use mcp_trace_filter::config::Config;
+use mcp_trace_filter::filter::{self, RequestFilter};
+use mcp_trace_filter::host::{abi, Action, Counter, Host, HostError, HostKind};
+use mcp_trace_filter::request_headers::RequestHeaders;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Statuses the hosts answer with (proxy-wasm `WasmResult`).
+const NOT_FOUND: u32 = 1;
+const BAD_ARGUMENT: u32 = 2;
+
+/// What one request did to the host, shared between the host handle and the test.
+#[derive(Debug, Default)]
+pub struct Record {
+    /// Request headers in order, as the upstream would receive them.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Vec<u8>,
+    /// The chunk the response-body callback is looking at.
+    pub response_chunk: Vec<u8>,
+    pub properties: BTreeMap<String, String>,
+    pub counters: BTreeMap<&'static str, u64>,
+    pub logs: Vec<(log::Level, String)>,
+    pub local_response: Option<(u32, Vec<u8>)>,
+}
+
+impl Record {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    pub fn counter(&self, counter: Counter) -> u64 {
+        self.counters.get(counter.name()).copied().unwrap_or(0)
+    }
+}
+
+/// A host of one kind, over a shared [`Record`].
+pub struct TestHost {
+    pub kind: HostKind,
+    pub record: Rc<RefCell<Record>>,
+    /// ngx_wasm_module: bodies larger than `client_body_buffer_size` are spilled to a file.
+    pub body_buffer_size: usize,
+}
+
+impl TestHost {
+    fn read_headers(&self) -> Option<RequestHeaders> {
+        let record = self.record.borrow();
+        let pairs: Vec<(&str, &str)> = record
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        // Through the ABI encoding, as the raw host does.
+        let bytes = abi::serialize_header_pairs(&pairs);
+        abi::parse_header_pairs(&bytes).map(RequestHeaders::from_pairs)
+    }
+}
+
+impl Host for TestHost {
+    fn request_headers(&mut self) -> Option<RequestHeaders> {
+        self.read_headers()
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        let mut record = self.record.borrow_mut();
+        let headers = &mut record.headers;
+        match self.kind {
+            // ngx_wasm_module: `replace_header_map_value` rewrites only the first copy in
+            // place; an empty value is a remove, which does nothing there.
+            HostKind::NgxWasm if value.is_empty() => {}
+            HostKind::NgxWasm => match headers
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                Some(slot) => slot.1 = value.to_owned(),
+                None => headers.push((name.to_owned(), value.to_owned())),
+            },
+            // Envoy replaces every value with one.
+            HostKind::Envoy | HostKind::Higress => {
+                let at = headers
+                    .iter()
+                    .position(|(n, _)| n.eq_ignore_ascii_case(name));
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                let at = at.unwrap_or(headers.len()).min(headers.len());
+                headers.insert(at, (name.to_owned(), value.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        // ngx_wasm_module: `proxy_remove_header_map_value` returns Ok and has no effect (nginx's
+        // proxy module still forwards the header).
+        if self.kind != HostKind::NgxWasm {
+            self.record
+                .borrow_mut()
+                .headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        }
+        Ok(())
+    }
+
+    fn request_body(&mut self, size: usize) -> Result<Vec<u8>, HostError> {
+        let record = self.record.borrow();
+        // ngx_wasm_module: a body over `client_body_buffer_size` sits in a temp file and
+        // `proxy_get_buffer_bytes` fails with status 1.
+        if self.kind == HostKind::NgxWasm && record.body.len() > self.body_buffer_size {
+            return Err(HostError(NOT_FOUND));
+        }
+        Ok(record.body.iter().take(size).copied().collect())
+    }
+
+    fn replace_request_body(&mut self, current_size: usize, body: &[u8]) -> Result<(), HostError> {
+        let mut record = self.record.borrow_mut();
+        // Envoy: a request-body write is prepend, append or replace-all; anything else fails.
+        if current_size < record.body.len() {
+            return Err(HostError(BAD_ARGUMENT));
+        }
+        record.body = body.to_vec();
+        Ok(())
+    }
+
+    fn response_header(&mut self, name: &str) -> Option<String> {
+        self.record
+            .borrow()
+            .response_headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn response_body(&mut self, size: usize) -> Option<Vec<u8>> {
+        Some(
+            self.record
+                .borrow()
+                .response_chunk
+                .iter()
+                .take(size)
+                .copied()
+                .collect(),
+        )
+    }
+
+    fn set_property(&mut self, key: &str, value: &str) -> Result<(), HostError> {
+        // ngx_wasm_module: `set_property` on arbitrary keys is NotFound; keys under `wasmx.`
+        // work. Envoy and Higress accept any key (Higress turns `trace_span_tag.*` into tags).
+        if self.kind == HostKind::NgxWasm && !key.starts_with("wasmx.") {
+            return Err(HostError(NOT_FOUND));
+        }
+        self.record
+            .borrow_mut()
+            .properties
+            .insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    fn send_local_response(
+        &mut self,
+        status: u32,
+        _details: &str,
+        _headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        self.record.borrow_mut().local_response = Some((status, body.to_vec()));
+        Ok(())
+    }
+
+    fn count(&mut self, counter: Counter, by: u64) {
+        *self
+            .record
+            .borrow_mut()
+            .counters
+            .entry(counter.name())
+            .or_default() += by;
+    }
+
+    fn log(&mut self, level: log::Level, message: &str) {
+        self.record
+            .borrow_mut()
+            .logs
+            .push((level, message.to_owned()));
+    }
+}
+
+/// How a request went through a host.
+#[derive(Debug)]
+pub struct Exchange {
+    pub record: Rc<RefCell<Record>>,
+    /// The host never got past a pause: the request would hang until a timeout.
+    pub hung: bool,
+    /// Reached the upstream (not answered locally, not hung).
+    pub forwarded: bool,
+}
+
+/// A response the upstream sends back: its headers and body chunks.
+pub type Response<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a [u8]>);
+
+/// A request to drive through a host.
+pub struct Request<'a> {
+    pub headers: Vec<(&'a str, &'a str)>,
+    pub body: &'a [u8],
+    /// Body chunk sizes as the host delivers them (Envoy); ngx_wasm_module delivers one.
+    pub chunks: Vec<usize>,
+    /// A response to feed back, if the request is forwarded: (headers, body chunks).
+    pub response: Option<Response<'a>>,
+}
+
+impl<'a> Request<'a> {
+    pub fn post(body: &'a [u8]) -> Request<'a> {
+        Request {
+            headers: vec![
+                (":method", "POST"),
+                (":path", "/mcp"),
+                ("content-type", "application/json"),
+            ],
+            body,
+            chunks: vec![body.len()],
+            response: None,
+        }
+    }
+
+    pub fn header(mut self, name: &'a str, value: &'a str) -> Request<'a> {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn chunked(mut self, chunks: Vec<usize>) -> Request<'a> {
+        self.chunks = chunks;
+        self
+    }
+
+    pub fn respond(
+        mut self,
+        headers: Vec<(&'a str, &'a str)>,
+        chunks: Vec<&'a [u8]>,
+    ) -> Request<'a> {
+        self.response = Some((headers, chunks));
+        self
+    }
+}
+
+/// Drives `request` through a filter for `config` as a host of `kind` would.
+pub fn run(kind: HostKind, config: Config, request: Request<'_>) -> Exchange {
+    let record = Rc::new(RefCell::new(Record::default()));
+    {
+        let mut r = record.borrow_mut();
+        r.headers = request
+            .headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        r.body = request.body.to_vec();
+    }
+    let host = TestHost {
+        kind,
+        record: Rc::clone(&record),
+        body_buffer_size: 16 * 1024,
+    };
+    // As the plugin does: the configuration's `host` key overrides the recognised host.
+    let filter_kind = config.host.unwrap_or(kind);
+    let mut filter = filter::request_filter(Rc::new(config), filter_kind, host);
+    let (hung, local) = match kind {
+        HostKind::Envoy | HostKind::Higress => drive_envoy(filter.as_mut(), &request),
+        HostKind::NgxWasm => drive_ngx(filter.as_mut(), &request),
+    };
+    let local = local || record.borrow().local_response.is_some();
+    let forwarded = !hung && !local;
+    if forwarded {
+        if let Some((headers, chunks)) = &request.response {
+            respond(filter.as_mut(), &record, headers, chunks);
+        }
+    }
+    Exchange {
+        record,
+        hung,
+        forwarded,
+    }
+}
+
+/// Envoy (with `allow_on_headers_stop_iteration`): a header pause is resumed by the body
+/// callbacks, each called with everything held so far; a body pause keeps buffering.
+fn drive_envoy(filter: &mut dyn RequestFilter, request: &Request<'_>) -> (bool, bool) {
+    let has_body = !request.body.is_empty();
+    let action = filter.on_request_headers(!has_body);
+    if !has_body {
+        return (action == Action::Pause, false);
+    }
+    let mut held = 0;
+    let mut paused = action == Action::Pause;
+    let chunk_count = request.chunks.len();
+    for (index, size) in request.chunks.iter().enumerate() {
+        held += size;
+        let end = index + 1 == chunk_count;
+        let step = filter.on_request_body(if paused { held } else { *size }, end);
+        paused = step == Action::Pause;
+        if !paused {
+            // Everything held so far goes on; later chunks stream through.
+            held = 0;
+        }
+    }
+    (paused, false)
+}
+
+/// ngx_wasm_module: `on_request_headers` always gets `end_of_stream = false` and a Pause there is
+/// never resumed; `on_request_body` is called once with the whole body and `end_of_stream`.
+fn drive_ngx(filter: &mut dyn RequestFilter, request: &Request<'_>) -> (bool, bool) {
+    if filter.on_request_headers(false) == Action::Pause {
+        return (true, false);
+    }
+    let _ = filter.on_request_body(request.body.len(), true);
+    (false, false)
+}
+
+fn respond(
+    filter: &mut dyn RequestFilter,
+    record: &Rc<RefCell<Record>>,
+    headers: &[(&str, &str)],
+    chunks: &[&[u8]],
+) {
+    record.borrow_mut().response_headers = headers
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+    let _ = filter.on_response_headers(chunks.is_empty());
+    for (index, chunk) in chunks.iter().enumerate() {
+        {
+            let mut r = record.borrow_mut();
+            r.response_chunk = chunk.to_vec();
+            r.response_body.extend_from_slice(chunk);
+        }
+        let _ = filter.on_response_body(chunk.len(), index + 1 == chunks.len());
+    }
+}
