@@ -656,8 +656,15 @@ fn check_digest(body: &[u8], digest: &Digest, scanned: &ScannedBody, reading: Op
             .and_then(|c| c.meta.traceparent.as_ref())
             .and_then(MetaValue::text);
         for range in &digest.context_ranges {
-            assert_eq!(body.get(range.clone()), chosen.map(str::as_bytes));
-            assert_eq!(range.len(), 55);
+            // A string's raw contents, between its quotes, that read as the context's value.
+            let quoted = body.get(range.start.wrapping_sub(1)..range.end + 1);
+            let text = quoted.and_then(|q| serde_json::from_slice::<String>(q).ok());
+            assert_eq!(
+                text.as_deref(),
+                chosen,
+                "range {range:?} of {}",
+                lossy(body)
+            );
         }
         return;
     };

@@ -76,8 +76,8 @@ pub fn traceparent_slots(body: &[u8], reading: &Value, value: &str) -> Vec<Range
     slots
 }
 
-/// A different string of the same length as `value` that needs no JSON escaping: its last
-/// character changed (`value` is a valid `traceparent`, so it is plain ASCII).
+/// A different string than `value`: its last character changed (`value` is a valid
+/// `traceparent`, so it is plain ASCII).
 fn probe_of(value: &str) -> Option<String> {
     let last = value.chars().last()?;
     if !value.is_ascii() {
@@ -88,8 +88,12 @@ fn probe_of(value: &str) -> Option<String> {
 }
 
 fn reads_as_meta_traceparent(body: &[u8], reading: &Value, raw: Range<usize>, probe: &str) -> bool {
+    // Written as JSON: a later version's suffix may hold `"` or `\`.
+    let Ok(quoted) = serde_json::to_string(probe) else {
+        return false;
+    };
     let mut changed = body.to_vec();
-    changed.splice(raw, probe.bytes());
+    changed.splice(raw, quoted[1..quoted.len() - 1].bytes());
     let Ok(probed) = serde_json::from_slice::<Value>(&changed) else {
         return false;
     };
@@ -142,6 +146,15 @@ mod tests {
         let start = body.find(A).unwrap();
         assert_eq!(slots(&body, A), vec![start..start + A.len()]);
         assert_eq!(slots(&body, B), vec![]);
+    }
+
+    #[test]
+    fn a_later_version_whose_suffix_needs_escapes() {
+        let value = format!("01{}-a\"b\\c", &A[2..]);
+        let written = serde_json::to_string(&value).unwrap();
+        let body = format!(r#"{{"params":{{"_meta":{{"traceparent":{written}}}}}}}"#);
+        let start = body.find(&written).unwrap() + 1;
+        assert_eq!(slots(&body, &value), vec![start..start + written.len() - 2]);
     }
 
     #[test]
