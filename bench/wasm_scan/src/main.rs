@@ -4,7 +4,7 @@
 // A measuring program: a body that does not scan must stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../../benches/bodies/mod.rs"]
+#[path = "../../micro/bodies/mod.rs"]
 mod bodies;
 
 use bodies::{tools_call, SCAN_CASES};
