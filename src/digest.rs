@@ -46,8 +46,13 @@ pub fn digest(body: &[u8], routing: &RoutingHeaders<'_>) -> Result<Digest, NotMc
             digest.request = Some(message);
         }
     })?;
-    if !saw_request && routing.method.is_some() && digest.header_mismatch.is_none() {
-        digest.header_mismatch = Some(Mismatch::Method);
+    // Headers that name a request the body does not hold contradict it too.
+    if !saw_request && digest.header_mismatch.is_none() {
+        if routing.method.is_some() {
+            digest.header_mismatch = Some(Mismatch::Method);
+        } else if routing.name.is_some() {
+            digest.header_mismatch = Some(Mismatch::Name);
+        }
     }
     Ok(digest)
 }
@@ -201,6 +206,14 @@ mod tests {
         assert_eq!(
             digest(only_responses.as_bytes(), &routing).map(|d| d.header_mismatch),
             Ok(Some(Mismatch::Method))
+        );
+        let name_only = RoutingHeaders {
+            method: None,
+            name: Some("t"),
+        };
+        assert_eq!(
+            digest(only_responses.as_bytes(), &name_only).map(|d| d.header_mismatch),
+            Ok(Some(Mismatch::Name))
         );
         let no_headers = RoutingHeaders::default();
         assert_eq!(

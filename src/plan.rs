@@ -214,7 +214,8 @@ fn baggage_change(mode: BaggageMode, meta: &Baggage, arrived: Option<&str>) -> B
     let value = match mode {
         BaggageMode::Drop => return BaggageDecision::Dropped,
         BaggageMode::Meta => meta.to_header_value(),
-        BaggageMode::Header => match arrived.and_then(Baggage::parse) {
+        // An empty header has no member, which the W3C grammar requires: it does not count.
+        BaggageMode::Header => match arrived.and_then(Baggage::parse).filter(|b| !b.is_empty()) {
             Some(_) => return BaggageDecision::HeaderKept,
             None => meta.to_header_value(),
         },
@@ -252,6 +253,28 @@ mod tests {
             ..ArrivedHeaders::default()
         };
         plan(&config, &arrived, &digest)
+    }
+
+    #[test]
+    fn an_empty_header_baggage_does_not_count_as_the_header_value() {
+        let body = r#"{"id":1,"method":"ping","params":{"_meta":{"baggage":"k=v"}}}"#;
+        let digest = digest(body.as_bytes(), &RoutingHeaders::default()).unwrap_or_default();
+        let config = Config {
+            baggage: BaggageMode::Header,
+            ..Config::default()
+        };
+        for (header, expected) in [("", Some("k=v")), (" , ", Some("k=v")), ("a=1", None)] {
+            let arrived = ArrivedHeaders {
+                baggage: Some(header),
+                ..ArrivedHeaders::default()
+            };
+            let changes = plan(&config, &arrived, &digest).changes;
+            let expected: Vec<HeaderChange> = expected
+                .map(|v| HeaderChange::Set(BAGGAGE, v.to_owned()))
+                .into_iter()
+                .collect();
+            assert_eq!(changes, expected, "{header:?}");
+        }
     }
 
     #[test]

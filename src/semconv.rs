@@ -167,6 +167,7 @@ pub fn request_span(message: &Message, transport: &TransportHeaders<'_>) -> Opti
     // MCP 2026-07-28 carries the version in every request's `_meta` and drops the header.
     let protocol_version = transport
         .protocol_version
+        .filter(|v| !v.is_empty())
         .or(message.meta.protocol_version.as_deref());
     add(PROTOCOL_VERSION, protocol_version.map(sanitized));
     if method == "tools/call" {
@@ -458,6 +459,16 @@ mod tests {
             session_id: None,
             protocol_version: Some("2025-06-18"),
         };
+        let empty_header = TransportHeaders {
+            session_id: None,
+            protocol_version: Some(""),
+        };
+        assert_eq!(
+            span(body, empty_header)
+                .as_ref()
+                .and_then(|s| s.attribute(PROTOCOL_VERSION)),
+            Some("2026-07-28")
+        );
         let from_header = span(body, header);
         assert_eq!(
             from_header

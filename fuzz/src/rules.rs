@@ -151,7 +151,12 @@ pub fn expected_plan(config: &Config, arrived: &ArrivedHeaders<'_>, body: &Value
     let mut dropped = false;
     let meta_baggage = baggage.valid().filter(|(_, members)| !members.is_empty());
     if let Some((text, members)) = meta_baggage {
-        let header = arrived.baggage.and_then(reference::baggage);
+        // A header baggage counts only when valid and with at least one member (the W3C
+        // grammar has no empty list).
+        let header = arrived
+            .baggage
+            .and_then(reference::baggage)
+            .filter(|members| !members.is_empty());
         let lifted = match (config.baggage, header) {
             (BaggageMode::Drop, _) => {
                 dropped = true;
@@ -347,11 +352,16 @@ pub fn expected_span_headers(
 /// names (`params.name` of `tools/call` and `prompts/get`, `params.uri` of `resources/read`,
 /// `resources/subscribe` and `resources/unsubscribe`; other methods have none); an encoded
 /// header that does not decode is a mismatch of its own; a body without any request
-/// contradicts an `Mcp-Method` header. An absent header contradicts nothing.
+/// contradicts an `Mcp-Method` header, or else an `Mcp-Name` one. An absent header contradicts
+/// nothing.
 pub fn expected_mismatch(routing: &RoutingHeaders<'_>, messages: &[Message]) -> Option<Mismatch> {
     let mut requests = messages.iter().filter(|m| m.method.is_some()).peekable();
     if requests.peek().is_none() {
-        return routing.method.map(|_| Mismatch::Method);
+        return match (routing.method, routing.name) {
+            (Some(_), _) => Some(Mismatch::Method),
+            (None, Some(_)) => Some(Mismatch::Name),
+            (None, None) => None,
+        };
     }
     for request in requests {
         if let Some(raw) = routing.method {
