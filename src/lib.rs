@@ -10,6 +10,7 @@ pub mod body_sync;
 pub mod config;
 pub mod digest;
 pub mod gate;
+pub mod header_policy;
 pub mod mcp;
 pub mod plan;
 pub mod request_headers;

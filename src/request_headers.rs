@@ -4,22 +4,7 @@
 //! name (each crossing costs far more than the lookup), and the filter needs about a dozen names
 //! per request: its own headers to strip, the gate's, the trace context and the MCP transport.
 
-use crate::plan::{BAGGAGE, TRACEPARENT, TRACESTATE};
-use crate::semconv::OWNED_HEADERS;
-
-/// The names read into [`RequestHeaders`], in the order of its fields.
-const READ: [&str; 10] = [
-    ":method",
-    "content-type",
-    "content-length",
-    TRACEPARENT,
-    TRACESTATE,
-    BAGGAGE,
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "mcp-method",
-    "mcp-name",
-];
+use crate::header_policy::{self, Field, Use};
 
 /// The headers of one request the filter uses: first value of each, as a per-name lookup gives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,30 +30,29 @@ impl RequestHeaders {
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> RequestHeaders {
         let mut headers = RequestHeaders::default();
         for (name, value) in pairs {
-            if let Some(owned) = OWNED_HEADERS
-                .iter()
-                .find(|owned| owned.eq_ignore_ascii_case(name))
-            {
-                if !headers.owned_present.contains(owned) {
-                    headers.owned_present.push(owned);
-                }
-                continue;
-            }
-            // Case-insensitive without allocating: some hosts keep HTTP/1 names as sent.
-            let Some(index) = READ.iter().position(|read| read.eq_ignore_ascii_case(name)) else {
+            let Some((known, use_)) = header_policy::lookup(name) else {
                 continue;
             };
-            let slot = match index {
-                0 => &mut headers.method,
-                1 => &mut headers.content_type,
-                2 => &mut headers.content_length,
-                3 => &mut headers.traceparent,
-                4 => &mut headers.tracestate,
-                5 => &mut headers.baggage,
-                6 => &mut headers.session_id,
-                7 => &mut headers.protocol_version,
-                8 => &mut headers.mcp_method,
-                _ => &mut headers.mcp_name,
+            let field = match use_ {
+                Use::Owned(_) => {
+                    if !headers.owned_present.contains(&known) {
+                        headers.owned_present.push(known);
+                    }
+                    continue;
+                }
+                Use::Read(field) => field,
+            };
+            let slot = match field {
+                Field::Method => &mut headers.method,
+                Field::ContentType => &mut headers.content_type,
+                Field::ContentLength => &mut headers.content_length,
+                Field::TraceParent => &mut headers.traceparent,
+                Field::TraceState => &mut headers.tracestate,
+                Field::Baggage => &mut headers.baggage,
+                Field::SessionId => &mut headers.session_id,
+                Field::ProtocolVersion => &mut headers.protocol_version,
+                Field::McpMethod => &mut headers.mcp_method,
+                Field::McpName => &mut headers.mcp_name,
             };
             if slot.is_none() {
                 *slot = Some(value.to_owned());

@@ -1,6 +1,7 @@
 //! OpenTelemetry MCP semantic conventions: the span name and attributes of an MCP request,
 //! derived from the scanned message and the MCP transport headers.
 
+use crate::header_policy::{self, Carries};
 use crate::mcp::{Message, RequestId};
 
 pub const METHOD_NAME: &str = "mcp.method.name";
@@ -35,37 +36,6 @@ pub const SPAN_NAME: &str = "mcp.span.name";
 /// Filter state key set to `true` when `error.type` is set: Envoy's tracers turn an `error`
 /// tag of `true` into an error span status.
 pub const ERROR_FLAG: &str = "error";
-
-/// Request header carrying the span name to a second listener.
-pub const SPAN_NAME_HEADER: &str = "x-mcp-span-name";
-/// Envoy renames the span of the listener that receives this request header.
-pub const DECORATOR_HEADER: &str = "x-envoy-decorator-operation";
-
-/// Request headers carrying attributes to a second listener. The session id and protocol
-/// version already travel in their own MCP headers and the transport is constant.
-pub const ATTRIBUTE_HEADERS: [(&str, &str); 7] = [
-    (METHOD_NAME, "x-mcp-method-name"),
-    (TOOL_NAME, "x-mcp-tool-name"),
-    (PROMPT_NAME, "x-mcp-prompt-name"),
-    (RESOURCE_URI, "x-mcp-resource-uri"),
-    (REQUEST_ID, "x-mcp-request-id"),
-    (OPERATION_NAME, "x-mcp-operation-name"),
-    (JSONRPC_VERSION, "x-mcp-jsonrpc-version"),
-];
-
-/// Every request header the filter owns. Client-sent copies are always removed, so a client
-/// cannot forge a span name or attribute.
-pub const OWNED_HEADERS: [&str; 9] = [
-    SPAN_NAME_HEADER,
-    DECORATOR_HEADER,
-    "x-mcp-method-name",
-    "x-mcp-tool-name",
-    "x-mcp-prompt-name",
-    "x-mcp-resource-uri",
-    "x-mcp-request-id",
-    "x-mcp-operation-name",
-    "x-mcp-jsonrpc-version",
-];
 
 /// Longest attribute value kept; longer values are cut at a character boundary so a hostile
 /// tool name cannot blow up span storage.
@@ -234,22 +204,19 @@ pub fn sanitized(value: &str) -> String {
     out
 }
 
-/// The request headers that carry `span` to a second listener: the span name (twice, as
-/// [`SPAN_NAME_HEADER`] and [`DECORATOR_HEADER`]) and each present attribute of
-/// [`ATTRIBUTE_HEADERS`], in that order. A value that is not [`is_header_safe`] is left out, so
-/// every returned value can be set as a header as is.
+/// The request headers that carry `span` to a second listener: each owned header of
+/// [`header_policy::REQUEST_HEADERS`] whose value the span has, in that order. A value that is
+/// not [`is_header_safe`] is left out, so every returned value can be set as a header as is.
 pub fn span_headers(span: &RequestSpan) -> Vec<(&'static str, &str)> {
-    let mut headers = vec![
-        (SPAN_NAME_HEADER, span.name.as_str()),
-        (DECORATOR_HEADER, span.name.as_str()),
-    ];
-    for (key, header) in ATTRIBUTE_HEADERS {
-        if let Some(value) = span.attribute(key) {
-            headers.push((header, value));
-        }
-    }
-    headers.retain(|(_, value)| is_header_safe(value));
-    headers
+    header_policy::owned()
+        .filter_map(|(header, carries)| {
+            let value = match carries {
+                Carries::SpanName => Some(span.name.as_str()),
+                Carries::Attribute(key) => span.attribute(key),
+            };
+            value.filter(|v| is_header_safe(v)).map(|v| (header, v))
+        })
+        .collect()
 }
 
 /// True when `value` can be sent as an HTTP header value as is: visible ASCII and inner spaces.
@@ -479,22 +446,13 @@ mod tests {
     }
 
     #[test]
-    fn owned_headers_cover_every_published_header() {
-        for (_, header) in ATTRIBUTE_HEADERS {
-            assert!(OWNED_HEADERS.contains(&header), "{header}");
-        }
-        assert!(OWNED_HEADERS.contains(&SPAN_NAME_HEADER));
-        assert!(OWNED_HEADERS.contains(&DECORATOR_HEADER));
-    }
-
-    #[test]
     fn span_headers_carry_name_and_safe_attributes_only() {
         let s = get_weather_call();
         assert_eq!(
             span_headers(&s),
             vec![
-                (SPAN_NAME_HEADER, "tools/call get_weather"),
-                (DECORATOR_HEADER, "tools/call get_weather"),
+                ("x-mcp-span-name", "tools/call get_weather"),
+                ("x-envoy-decorator-operation", "tools/call get_weather"),
                 ("x-mcp-method-name", "tools/call"),
                 ("x-mcp-tool-name", "get_weather"),
                 ("x-mcp-request-id", "7"),

@@ -6,6 +6,7 @@ use super::hold::{self, BodyStep, Hold};
 use super::RequestFilter;
 use crate::config::{Config, HeaderMismatch};
 use crate::digest::{self, Digest};
+use crate::header_policy;
 use crate::host::{Action, Counter, Host, HostKind};
 use crate::mcp::RequestId;
 use crate::plan::{self, ArrivedHeaders, HeaderChange, Outcome};
@@ -159,7 +160,8 @@ impl<H: Host> GatewayRequest<H> {
     /// every one of them when there is no snapshot.
     fn strip_owned_headers(&mut self, headers: Option<&RequestHeaders>) {
         let present = headers.map(|headers| headers.owned_present.clone());
-        for header in present.unwrap_or_else(|| semconv::OWNED_HEADERS.to_vec()) {
+        let owned = || header_policy::owned().map(|(name, _)| name).collect();
+        for header in present.unwrap_or_else(owned) {
             self.apply(&HeaderChange::Remove(header));
         }
     }

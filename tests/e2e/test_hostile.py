@@ -57,14 +57,14 @@ TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
 
 
 def owned_headers_from_source() -> tuple[str, ...]:
-    """OWNED_HEADERS as src/semconv.rs lists them, so a header added there is tested here too."""
-    source = (REPO_ROOT / "src" / "semconv.rs").read_text()
-    consts = dict(re.findall(r'pub const (\w+): &str = "([^"]*)";', source))
-    m = re.search(r"pub const OWNED_HEADERS: \[&str; (\d+)\] = \[(.*?)\];", source, re.S)
-    assert m, "OWNED_HEADERS not found in src/semconv.rs"
-    items = [item.strip() for item in m.group(2).split(",") if item.strip()]
-    names = tuple(item.strip('"') if item.startswith('"') else consts[item] for item in items)
-    assert len(names) == int(m.group(1)) and all(n == n.lower() for n in names), names
+    """The owned headers as src/header_policy.rs lists them, so a header added there is tested here too."""
+    source = (REPO_ROOT / "src" / "header_policy.rs").read_text()
+    m = re.search(r"pub const REQUEST_HEADERS: \[\(&str, Use\); (\d+)\] = \[(.*?)\n\];", source, re.S)
+    assert m, "REQUEST_HEADERS not found in src/header_policy.rs"
+    entries = re.findall(r'\(\s*"([^"]+)",\s*Use::(Read|Owned)\(', m.group(2))
+    assert len(entries) == int(m.group(1)), entries
+    names = tuple(name for name, use in entries if use == "Owned")
+    assert names and all(n == n.lower() for n in names), names
     return names
 
 
