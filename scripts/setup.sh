@@ -27,4 +27,17 @@ if ! command -v wrk >/dev/null; then
     sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null
   fi
 fi
+# The OCI image tools of scripts/image.sh and its registry round trip (tests/packaging):
+# umoci builds the layout, skopeo pushes and pulls it, docker-registry is the local registry.
+missing=""
+for tool in umoci skopeo docker-registry; do
+  command -v "$tool" >/dev/null || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  fi
+fi
 .venv/bin/envoy --version >/dev/null

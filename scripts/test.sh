@@ -36,6 +36,9 @@ if [ "$size" -gt "$budget" ]; then
   exit 1
 fi
 
+step "packaging (Kong schema vs the filter's parser, Kong/Higress manifests, OCI image via a local registry)"
+.venv/bin/python -m pytest tests/packaging -q -p no:cacheprovider
+
 step "load rigs (smoke: the benchmark's sanity checks and a short soak)"
 smoke=$(mktemp -d)
 .venv/bin/python bench/bench.py --rounds 1 --seconds 1 --sizes 1KB --output "$smoke/bench.md"
