@@ -63,8 +63,10 @@ def istio_check(resources: list[dict[str, Any]]) -> tuple[int, list[dict[str, An
     assert node, "node is missing: run scripts/setup.sh"
     result = subprocess.run([node, str(VALIDATOR)], input=json.dumps(resources), capture_output=True,
                             text=True, timeout=60)
-    assert not result.stderr.strip() or result.returncode in (0, 1), result.stderr
-    return result.returncode, [json.loads(line) for line in result.stdout.splitlines()]
+    lines = result.stdout.splitlines()
+    # One line per resource, or the validator itself failed (e.g. .venv/node missing: scripts/setup.sh).
+    assert result.returncode in (0, 1) and len(lines) == len(resources), result.stdout + result.stderr
+    return result.returncode, [json.loads(line) for line in lines]
 
 
 def check_plugin_config(config: Any) -> None:
