@@ -8,6 +8,9 @@
   filter Envoy Gateway generates for the EnvoyExtensionPolicy (name, config) is rebuilt here, the
   EnvoyPatchPolicy's JSONPath is applied to it and must set the flag on exactly that filter, and the
   result parses strictly as an Envoy HTTP connection manager.
+- Both Wasm configs, with the pulled image replaced by the built module, lift in the local Envoy;
+  the Envoy Gateway one without the patch (what EnvoyExtensionPolicy or a WasmPlugin alone gives
+  Envoy) hangs the request.
 """
 
 from __future__ import annotations
@@ -15,15 +18,20 @@ from __future__ import annotations
 import copy
 import json
 import re
+import secrets
 import shutil
 import subprocess
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
-from e2e_lib.envoy import REPO_ROOT
+from e2e_lib.envoy import REPO_ROOT, WASM_PATH
+from e2e_lib.recording_upstream import RecordingUpstream
+from e2e_lib.shipped import ShippedEnvoy
 
 # envoy-data-plane's classes are pydantic dataclasses when pydantic is installed (the MCP SDK brings
 # it), and their oneof validators trip pydantic deprecation warnings on import.
@@ -261,3 +269,80 @@ def test_envoy_gateway_patch_sets_the_flag_on_the_generated_filter() -> None:
     check_plugin_config(wasm.config)
     # The router (and any other filter) is untouched.
     assert "config" not in patched["http_filters"][1]["typed_config"]
+
+
+# --- The Wasm config each manifest gives Envoy, in a real Envoy ---------------------------------
+
+def istio_wasm_config() -> dict[str, Any]:
+    (envoy_filter,) = by_kind(ISTIO, "EnvoyFilter")
+    (patch,) = [p for p in envoy_filter["spec"]["configPatches"] if p["applyTo"] == "EXTENSION_CONFIG"]
+    return copy.deepcopy(patch["patch"]["value"]["typed_config"]["config"])
+
+
+def eg_wasm_config(*, patched: bool) -> dict[str, Any]:
+    (policy,) = by_kind(EG, "EnvoyExtensionPolicy")
+    (patch_policy,) = by_kind(EG, "EnvoyPatchPolicy")
+    listener = {"filter_chains": [{"filters": [{"typed_config": eg_generated_hcm(policy)}]}]}
+    if patched:
+        assert apply_patch(listener, patch_policy["spec"]["jsonPatches"][0]["operation"]) == 1
+    return listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]["config"]
+
+
+def with_local_code(config: dict[str, Any]) -> dict[str, Any]:
+    """What Envoy finally loads: istio-agent (and Envoy Gateway's wasm cache) fetch the module and
+    Envoy reads the same bytes; here the built module stands in for the pulled image."""
+    config = copy.deepcopy(config)
+    config["vm_config"]["code"] = {"local": {"filename": WASM_PATH}}
+    return config
+
+
+def envoy_with(config: dict[str, Any], workdir: Path, upstream: RecordingUpstream) -> ShippedEnvoy:
+    """envoy/envoy.yaml with its Wasm filter's config replaced by `config`."""
+    document = yaml.safe_load((REPO_ROOT / "envoy" / "envoy.yaml").read_text())
+    hcm = document["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    (wasm_filter,) = [f for f in hcm["http_filters"] if f["typed_config"]["@type"] == WASM_TYPE]
+    wasm_filter["typed_config"]["config"] = config
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = workdir / "envoy.yaml"
+    source.write_text(yaml.safe_dump(document, sort_keys=False))
+    return ShippedEnvoy(source, workdir / "run", upstream=upstream.port)
+
+
+def tools_call(path: str) -> tuple[bytes, str]:
+    traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "get_weather", "arguments": {"city": path},
+                                  "_meta": {"traceparent": traceparent}}}).encode(), traceparent
+
+
+def test_manifest_wasm_configs_run_in_envoy(wasm_file: Path, upstream: RecordingUpstream, tmp_path: Path) -> None:
+    """The Istio and (patched) Envoy Gateway Wasm configs lift in Envoy 1.40; the Envoy Gateway
+    config without the EnvoyPatchPolicy, i.e. what EnvoyExtensionPolicy (or a WasmPlugin) alone
+    gives Envoy, hangs the request: the reason the patches exist."""
+    gateways = {
+        "istio": envoy_with(with_local_code(istio_wasm_config()), tmp_path / "istio", upstream),
+        "envoy_gateway": envoy_with(with_local_code(eg_wasm_config(patched=True)), tmp_path / "eg", upstream),
+        "without_flag": envoy_with(with_local_code(eg_wasm_config(patched=False)), tmp_path / "noflag", upstream),
+    }
+    try:
+        for gw in gateways.values():
+            gw.start()
+        for gw in gateways.values():
+            gw.wait_ready()
+        for name in ("istio", "envoy_gateway"):
+            path = f"/mcp/deploy/{name}/{uuid.uuid4().hex[:12]}"
+            body, traceparent = tools_call(path)
+            r = httpx.post(gateways[name].url(path), content=body, timeout=10,
+                           headers={"content-type": "application/json", "accept": "application/json"})
+            assert r.status_code == 200, (name, r.status_code, r.text[:200])
+            assert upstream.wait_for(path).values("traceparent") == [traceparent], name
+            assert gateways[name].counters().get("lifted") == 1, (name, gateways[name].counters())
+        path = f"/mcp/deploy/without_flag/{uuid.uuid4().hex[:12]}"
+        body, _ = tools_call(path)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(gateways["without_flag"].url(path), content=body, timeout=2,
+                       headers={"content-type": "application/json", "accept": "application/json"})
+        assert not upstream.records(path)
+    finally:
+        for gw in gateways.values():
+            gw.stop()
