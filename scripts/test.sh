@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's whole test run: format, lints (native and wasm), unit and property tests,
-# the wasm build with its size budget, the end-to-end suite against a real Envoy, and its lift
-# subset on every supported Envoy release (scripts/matrix.sh).
+# the wasm build with its size budget, the same .wasm under a second proxy-wasm host
+# (scripts/second_host.sh: wasmtime, not V8), the end-to-end suite against a real Envoy, and
+# its lift subset on every supported Envoy release (scripts/matrix.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,10 @@ fi
 
 step "packaging (Kong schema vs the filter's parser, Kong/Higress manifests, OCI image via a local registry)"
 .venv/bin/python -m pytest tests/packaging -q -p no:cacheprovider
+
+step "second proxy-wasm host (proxy-wasm-host on wasmtime: load, configure, HTTP contexts)"
+cargo fmt --manifest-path tests/second_host/Cargo.toml -- --check
+bash scripts/second_host.sh "$wasm"
 
 step "load rigs (smoke: the benchmark's sanity checks and a short soak)"
 smoke=$(mktemp -d)
