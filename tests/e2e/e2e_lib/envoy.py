@@ -27,8 +27,11 @@ COUNTER_NAMES = ("lifted", "no_context", "invalid_context", "not_mcp", "oversize
 # Every counter the filter defines. COUNTER_NAMES above are the per-request outcomes most tests
 # assert exactly; the others move alongside them (invalid_values counts values, not requests).
 ALL_COUNTER_NAMES = COUNTER_NAMES + ("header_kept", "invalid_values", "body_synced")
-# As in envoy/envoy.yaml: Envoy answers 413 when a buffering filter's body passes the connection buffer
-# limit (default 1 MiB = the filter's default max_body_bytes), so the limit must sit well above it.
+# The test listeners' per-connection buffer limit. Envoy answers 413 when a held body plus one read
+# passes the stream's limit; the shipped configs bound a read with a 1 MiB connection limit and raise
+# the stream's with `request_body_buffer_limit` (README, "Host buffer limit"). These listeners raise
+# the connection limit instead, which holds for the bodies the suite sends; tests/e2e/test_framing.py
+# covers the framings where it does not.
 BUFFER_LIMIT = 4 * 1024 * 1024
 
 
