@@ -95,6 +95,27 @@ fn ngx_a_header_pause_is_never_resumed_so_the_filter_never_pauses_there() {
 }
 
 #[test]
+fn ngx_a_body_without_content_length_is_held_up_to_max_body_bytes() {
+    // ngx_wasm_module fact: on_request_body is called once with the whole body; there is no
+    // stream buffer for a later chunk to overflow, so no headroom is kept. Envoy keeps half.
+    let padding = "x".repeat(600 * 1024);
+    let body = call(&format!(r#""traceparent":"{TP_META}","pad":"{padding}""#));
+    let config = Config {
+        max_body_bytes: 1 << 20,
+        ..Config::default()
+    };
+    let ngx = hosts::TestHost::with_body_buffer(1 << 20);
+    let exchange = hosts::run_on(ngx, config.clone(), Request::post(body.as_bytes()));
+    assert_eq!(
+        exchange.record.borrow().header("traceparent"),
+        Some(TP_META)
+    );
+    let envoy = run(HostKind::Envoy, config, Request::post(body.as_bytes()));
+    assert_eq!(envoy.record.borrow().header("traceparent"), None);
+    assert_eq!(envoy.record.borrow().counter(Counter::Oversize), 1);
+}
+
+#[test]
 fn ngx_a_body_spilled_to_a_file_passes_through_counted_and_logged_once() {
     // ngx_wasm_module fact: a body over client_body_buffer_size is buffered to a file and
     // proxy_get_buffer_bytes fails on it.

@@ -67,7 +67,11 @@ impl Hold {
             host.count(Counter::Oversize, 1);
             return Action::Continue;
         }
-        self.limit = gate::hold_limit(config.max_body_bytes, content_length.is_some());
+        // The headroom for a body of unknown length is for Envoy's stream buffer, which a chunk
+        // can overflow before the filter sees it; ngx_wasm_module hands over the whole body,
+        // already read, in one callback.
+        let length_known = content_length.is_some() || !self.kind.resumes_header_pause();
+        self.limit = gate::hold_limit(config.max_body_bytes, length_known);
         self.state = State::Holding;
         if self.kind.resumes_header_pause() {
             Action::Pause

@@ -60,6 +60,15 @@ pub struct TestHost {
 }
 
 impl TestHost {
+    /// An ngx_wasm_module host whose `client_body_buffer_size` is `size`.
+    pub fn with_body_buffer(size: usize) -> TestHost {
+        TestHost {
+            kind: HostKind::NgxWasm,
+            record: Rc::new(RefCell::new(Record::default())),
+            body_buffer_size: size,
+        }
+    }
+
     fn read_headers(&self) -> Option<RequestHeaders> {
         let record = self.record.borrow();
         let pairs: Vec<(&str, &str)> = record
@@ -258,7 +267,18 @@ impl<'a> Request<'a> {
 
 /// Drives `request` through a filter for `config` as a host of `kind` would.
 pub fn run(kind: HostKind, config: Config, request: Request<'_>) -> Exchange {
-    let record = Rc::new(RefCell::new(Record::default()));
+    let host = TestHost {
+        kind,
+        record: Rc::new(RefCell::new(Record::default())),
+        body_buffer_size: 16 * 1024,
+    };
+    run_on(host, config, request)
+}
+
+/// Drives `request` through a filter for `config` on `host`.
+pub fn run_on(host: TestHost, config: Config, request: Request<'_>) -> Exchange {
+    let kind = host.kind;
+    let record = Rc::clone(&host.record);
     {
         let mut r = record.borrow_mut();
         r.headers = request
@@ -268,11 +288,6 @@ pub fn run(kind: HostKind, config: Config, request: Request<'_>) -> Exchange {
             .collect();
         r.body = request.body.to_vec();
     }
-    let host = TestHost {
-        kind,
-        record: Rc::clone(&record),
-        body_buffer_size: 16 * 1024,
-    };
     // As the plugin does: the configuration's `host` key overrides the recognised host.
     let filter_kind = config.host.unwrap_or(kind);
     let mut filter = filter::request_filter(Rc::new(config), filter_kind, host);
