@@ -2,7 +2,7 @@
 //! holds JSON POST bodies, enforces SEP-2243, lifts the `_meta` context into headers, publishes
 //! span metadata where configured, and watches the response for the request's outcome.
 
-use super::hold::{self, BodyStep, Hold};
+use super::hold::{self, Hold};
 use super::RequestFilter;
 use crate::config::{Config, HeaderMismatch};
 use crate::digest::{self, Digest};
@@ -158,8 +158,8 @@ impl<H: Host> GatewayRequest<H> {
 
     /// Removes client-sent copies of the headers the filter owns: those the snapshot found, or
     /// every one of them when there is no snapshot.
-    fn strip_owned_headers(&mut self, headers: Option<&RequestHeaders>) {
-        let present = headers.map(|headers| headers.owned_present.clone());
+    fn strip_owned_headers(&mut self, headers: Option<&mut RequestHeaders>) {
+        let present = headers.map(|headers| std::mem::take(&mut headers.owned_present));
         let owned = || header_policy::owned().map(|(name, _)| name).collect();
         for header in present.unwrap_or_else(owned) {
             self.apply(&HeaderChange::Remove(header));
@@ -200,8 +200,8 @@ fn outcome_counter(outcome: Outcome) -> Counter {
 
 impl<H: Host> RequestFilter for GatewayRequest<H> {
     fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
-        let headers = self.host.request_headers();
-        self.strip_owned_headers(headers.as_ref());
+        let mut headers = self.host.request_headers();
+        self.strip_owned_headers(headers.as_mut());
         let Some(headers) = headers else {
             return Action::Continue;
         };
@@ -213,17 +213,13 @@ impl<H: Host> RequestFilter for GatewayRequest<H> {
     }
 
     fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        match self.hold.body(&mut self.host, body_size, end_of_stream) {
-            BodyStep::Answer(action) => action,
-            BodyStep::Complete(size) => self.process(size),
-        }
+        self.hold
+            .body(&mut self.host, body_size, end_of_stream)
+            .or_process(|size| self.process(size))
     }
 
     fn on_request_trailers(&mut self) -> Action {
-        match self.hold.trailers() {
-            Some(size) => self.process(size),
-            None => Action::Continue,
-        }
+        self.hold.trailers().or_process(|size| self.process(size))
     }
 
     fn on_response_headers(&mut self, end_of_stream: bool) -> Action {

@@ -39,6 +39,16 @@ pub enum BodyStep {
     Complete(usize),
 }
 
+impl BodyStep {
+    /// The answer for the host: `process` the complete body, or the decided action.
+    pub fn or_process(self, process: impl FnOnce(usize) -> Action) -> Action {
+        match self {
+            BodyStep::Answer(action) => action,
+            BodyStep::Complete(size) => process(size),
+        }
+    }
+}
+
 impl Hold {
     pub fn new(kind: HostKind) -> Hold {
         Hold {
@@ -110,12 +120,12 @@ impl Hold {
     }
 
     /// Trailers end a held body.
-    pub fn trailers(&mut self) -> Option<usize> {
+    pub fn trailers(&mut self) -> BodyStep {
         if self.state != State::Holding {
-            return None;
+            return BodyStep::Answer(Action::Continue);
         }
         self.state = State::PassThrough;
-        Some(self.limit)
+        BodyStep::Complete(self.limit)
     }
 }
 

@@ -2,7 +2,7 @@
 //! proxy span's `traceparent`, and rewrites the body's `_meta.traceparent` to it, so an MCP
 //! server that parents on `_meta` continues the proxy's span.
 
-use super::hold::{self, BodyStep, Hold};
+use super::hold::{self, Hold};
 use super::RequestFilter;
 use crate::body_sync;
 use crate::config::Config;
@@ -93,17 +93,13 @@ impl<H: Host> RequestFilter for UpstreamRequest<H> {
     }
 
     fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        match self.hold.body(&mut self.host, body_size, end_of_stream) {
-            BodyStep::Answer(action) => action,
-            BodyStep::Complete(size) => self.process(size),
-        }
+        self.hold
+            .body(&mut self.host, body_size, end_of_stream)
+            .or_process(|size| self.process(size))
     }
 
     fn on_request_trailers(&mut self) -> Action {
-        match self.hold.trailers() {
-            Some(size) => self.process(size),
-            None => Action::Continue,
-        }
+        self.hold.trailers().or_process(|size| self.process(size))
     }
 
     fn on_response_headers(&mut self, _end_of_stream: bool) -> Action {
