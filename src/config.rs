@@ -79,6 +79,54 @@ pub struct Config {
     pub role: Role,
     /// Which proxy's semantics to follow; `None` (`"auto"`) recognises it at start.
     pub host: Option<HostKind>,
+    /// The filter makes and exports the gateway's own span (`export` is set).
+    pub own_span: Option<OwnSpan>,
+}
+
+/// The own-span mode: the filter is the gateway's tracer. The parent is the context
+/// [`Precedence`] chooses; the other one, when it differs, becomes a span link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnSpan {
+    pub export: Export,
+    /// Also make a CLIENT span for the call to the backend, child of the SERVER span.
+    pub client_span: bool,
+    /// Share of root spans (requests without any context) that are sampled, in millionths.
+    pub root_sampling_millionths: u32,
+    /// Insert the upstream context into `params._meta` when it did not come from there.
+    pub inject_meta: bool,
+    /// What to do with server spans returned in `result._meta.otel` (SEP-2448).
+    pub server_spans: ServerSpans,
+}
+
+/// Where and how spans (and the duration metrics) are sent: OTLP/HTTP JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// The collector: an Envoy cluster name, or on ngx_wasm_module a `host:port` address.
+    pub upstream: String,
+    /// `:authority` of the export requests.
+    pub authority: String,
+    /// Path of the trace export, `/v1/traces` by default.
+    pub path: String,
+    /// Path of the metrics export; `None` turns metrics export off.
+    pub metrics_path: Option<String>,
+    pub timeout_ms: u32,
+    pub flush_interval_ms: u32,
+    /// Spans per export request; reaching it also triggers an export at the next tick.
+    pub batch_size: usize,
+    /// Most spans waiting per worker; beyond it new spans are dropped (counted).
+    pub queue_size: usize,
+    pub service_name: String,
+    /// More resource attributes, in the order given.
+    pub resource_attributes: Vec<(String, String)>,
+}
+
+/// SEP-2448: server spans an MCP server returns in `result._meta.otel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerSpans {
+    /// Send them to the collector too.
+    pub forward: bool,
+    /// Remove them before the response reaches the client.
+    pub strip: bool,
 }
 
 impl Default for Config {
@@ -92,6 +140,7 @@ impl Default for Config {
             header_mismatch: HeaderMismatch::default(),
             role: Role::default(),
             host: None,
+            own_span: None,
         }
     }
 }
@@ -140,6 +189,7 @@ impl Config {
 
     fn from_map(map: &Map<String, Value>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
+        let mut own_span = OwnSpanKeys::default();
         for (key, value) in map {
             match key.as_str() {
                 "precedence" => config.precedence = parse_precedence(key, value)?,
@@ -150,6 +200,11 @@ impl Config {
                 "header_mismatch" => config.header_mismatch = parse_header_mismatch(key, value)?,
                 "role" => config.role = parse_role(key, value)?,
                 "host" => config.host = parse_host(key, value)?,
+                "export" => own_span.export = Some(parse_export(key, value)?),
+                "client_span" => own_span.client_span = Some(expect_bool(key, value)?),
+                "root_sampling_ratio" => own_span.root_sampling = Some(parse_ratio(key, value)?),
+                "inject_meta" => own_span.inject_meta = Some(expect_bool(key, value)?),
+                "server_spans" => own_span.server_spans = Some(parse_server_spans(key, value)?),
                 host_key if host_key.starts_with('_') => {}
                 unknown => {
                     return Err(error(
@@ -159,12 +214,254 @@ impl Config {
                 }
             }
         }
+        config.own_span = own_span.into_own_span()?;
+        if config.own_span.is_some() {
+            if config.role == Role::Upstream {
+                return Err(error("role", "must be \"gateway\" when `export` is set"));
+            }
+            if config.span_metadata {
+                return Err(error(
+                    "span_metadata",
+                    "must be false when `export` is set: the filter is then the gateway's tracer",
+                ));
+            }
+        }
         Ok(config)
     }
 }
 
+/// The own-span keys as found, checked together once every key is read.
+#[derive(Default)]
+struct OwnSpanKeys {
+    export: Option<Export>,
+    client_span: Option<bool>,
+    root_sampling: Option<u32>,
+    inject_meta: Option<bool>,
+    server_spans: Option<ServerSpans>,
+}
+
+impl OwnSpanKeys {
+    fn into_own_span(self) -> Result<Option<OwnSpan>, ConfigError> {
+        let Some(export) = self.export else {
+            let given = [
+                ("client_span", self.client_span.is_some()),
+                ("root_sampling_ratio", self.root_sampling.is_some()),
+                ("inject_meta", self.inject_meta.is_some()),
+                ("server_spans", self.server_spans.is_some()),
+            ];
+            return match given.iter().find(|(_, set)| *set) {
+                Some((key, _)) => Err(error(key, "needs `export` (the own-span mode)")),
+                None => Ok(None),
+            };
+        };
+        Ok(Some(OwnSpan {
+            export,
+            client_span: self.client_span.unwrap_or(false),
+            root_sampling_millionths: self.root_sampling.unwrap_or(MILLION),
+            inject_meta: self.inject_meta.unwrap_or(false),
+            server_spans: self.server_spans.unwrap_or_default(),
+        }))
+    }
+}
+
+const MILLION: u32 = 1_000_000;
+
+/// Every key `export` accepts.
+pub const EXPORT_KEYS: [&str; 11] = [
+    "cluster",
+    "address",
+    "authority",
+    "path",
+    "metrics_path",
+    "timeout_ms",
+    "flush_interval_ms",
+    "batch_size",
+    "queue_size",
+    "service_name",
+    "resource_attributes",
+];
+
+fn parse_export(key: &str, value: &Value) -> Result<Export, ConfigError> {
+    let Value::Object(map) = value else {
+        return Err(error(
+            key,
+            format!("must be an object, got {}", type_name(value)),
+        ));
+    };
+    let mut upstream = None;
+    let mut export = Export {
+        upstream: String::new(),
+        authority: String::new(),
+        path: "/v1/traces".to_owned(),
+        metrics_path: Some("/v1/metrics".to_owned()),
+        timeout_ms: 2_000,
+        flush_interval_ms: 1_000,
+        batch_size: 128,
+        queue_size: 2_048,
+        service_name: "mcp-gateway".to_owned(),
+        resource_attributes: Vec::new(),
+    };
+    for (name, value) in map {
+        let key = format!("export.{name}");
+        let key = key.as_str();
+        match name.as_str() {
+            "cluster" | "address" => {
+                if upstream.is_some() {
+                    return Err(error(
+                        key,
+                        "give only one of `export.cluster`, `export.address`",
+                    ));
+                }
+                upstream = Some(expect_text(key, value)?.to_owned());
+            }
+            "authority" => export.authority = expect_text(key, value)?.to_owned(),
+            "path" => export.path = expect_path(key, value)?,
+            "metrics_path" => {
+                export.metrics_path = match value {
+                    Value::Null => None,
+                    _ => Some(expect_path(key, value)?),
+                }
+            }
+            "timeout_ms" => export.timeout_ms = expect_count(key, value, 1, 60_000)? as u32,
+            "flush_interval_ms" => {
+                export.flush_interval_ms = expect_count(key, value, 10, 60_000)? as u32
+            }
+            "batch_size" => export.batch_size = expect_count(key, value, 1, 4_096)? as usize,
+            "queue_size" => export.queue_size = expect_count(key, value, 1, 65_536)? as usize,
+            "service_name" => export.service_name = expect_text(key, value)?.to_owned(),
+            "resource_attributes" => export.resource_attributes = parse_attributes(key, value)?,
+            unknown => {
+                return Err(error(
+                    &format!("export.{unknown}"),
+                    format!("unknown key (expected one of: {})", EXPORT_KEYS.join(", ")),
+                ))
+            }
+        }
+    }
+    export.upstream = upstream.ok_or_else(|| {
+        error(
+            "export.cluster",
+            "`export` needs the collector: `cluster` (Envoy) or `address` (ngx_wasm_module)",
+        )
+    })?;
+    if export.authority.is_empty() {
+        export.authority = export.upstream.clone();
+    }
+    if export.queue_size < export.batch_size {
+        return Err(error(
+            "export.queue_size",
+            format!(
+                "must be at least `export.batch_size` ({}), got {}",
+                export.batch_size, export.queue_size
+            ),
+        ));
+    }
+    Ok(export)
+}
+
+/// A non-empty string without control characters (it becomes a header or an OTLP value).
+fn expect_text<'v>(key: &str, value: &'v Value) -> Result<&'v str, ConfigError> {
+    let text = expect_str(key, value)?;
+    if text.is_empty() || text.len() > 256 || text.chars().any(char::is_control) {
+        return Err(error(
+            key,
+            "must be 1 to 256 characters without control characters",
+        ));
+    }
+    Ok(text)
+}
+
+fn expect_path(key: &str, value: &Value) -> Result<String, ConfigError> {
+    let path = expect_text(key, value)?;
+    if !path.starts_with('/') || path.contains(' ') {
+        return Err(error(
+            key,
+            format!("must be a path starting with `/`, got {path:?}"),
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+fn expect_count(key: &str, value: &Value, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match value.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        Some(n) => Err(error(
+            key,
+            format!("must be between {min} and {max}, got {n}"),
+        )),
+        None => Err(error(
+            key,
+            format!(
+                "must be an integer between {min} and {max}, got {}",
+                type_name(value)
+            ),
+        )),
+    }
+}
+
+fn parse_attributes(key: &str, value: &Value) -> Result<Vec<(String, String)>, ConfigError> {
+    let Value::Object(map) = value else {
+        return Err(error(
+            key,
+            format!("must be an object of strings, got {}", type_name(value)),
+        ));
+    };
+    if map.len() > 32 {
+        return Err(error(key, "must have at most 32 attributes"));
+    }
+    map.iter()
+        .map(|(name, value)| {
+            let member = format!("{key}.{name}");
+            if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+                return Err(error(
+                    &member,
+                    "attribute names must be 1 to 256 characters",
+                ));
+            }
+            Ok((name.clone(), expect_text(&member, value)?.to_owned()))
+        })
+        .collect()
+}
+
+fn parse_ratio(key: &str, value: &Value) -> Result<u32, ConfigError> {
+    match value.as_f64() {
+        Some(ratio) if (0.0..=1.0).contains(&ratio) => {
+            Ok((ratio * f64::from(MILLION)).round() as u32)
+        }
+        _ => Err(error(
+            key,
+            format!("must be a number from 0 to 1, got {}", describe(value)),
+        )),
+    }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        other => type_name(other).to_owned(),
+    }
+}
+
+fn parse_server_spans(key: &str, value: &Value) -> Result<ServerSpans, ConfigError> {
+    let (forward, strip) = match expect_str(key, value)? {
+        "pass" => (false, false),
+        "forward" => (true, false),
+        "strip" => (false, true),
+        "forward_and_strip" => (true, true),
+        other => {
+            return Err(error(
+                key,
+                format!(
+                    "must be one of \"pass\", \"forward\", \"strip\", \"forward_and_strip\", got {other:?}"
+                ),
+            ))
+        }
+    };
+    Ok(ServerSpans { forward, strip })
+}
+
 /// Every key the configuration accepts, in the order the README lists them.
-pub const KEYS: [&str; 8] = [
+pub const KEYS: [&str; 13] = [
     "precedence",
     "baggage",
     "max_body_bytes",
@@ -173,6 +470,11 @@ pub const KEYS: [&str; 8] = [
     "header_mismatch",
     "role",
     "host",
+    "export",
+    "client_span",
+    "root_sampling_ratio",
+    "inject_meta",
+    "server_spans",
 ];
 
 fn expect_str<'v>(key: &str, value: &'v Value) -> Result<&'v str, ConfigError> {
@@ -319,6 +621,7 @@ mod tests {
                 header_mismatch: HeaderMismatch::Count,
                 role: Role::Upstream,
                 host: Some(HostKind::NgxWasm),
+                own_span: None,
             })
         );
         for (text, mode) in [

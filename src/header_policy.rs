@@ -28,6 +28,8 @@ pub enum Field {
     ProtocolVersion,
     McpMethod,
     McpName,
+    /// `:authority` (`Host`): the gateway's `server.address` in the own-span mode.
+    Authority,
 }
 
 /// What an owned header carries.
@@ -43,8 +45,9 @@ pub enum Carries {
 /// The table. Owned headers are published in this order. Session id and protocol version
 /// already travel in their own MCP headers, and the transport is constant, so no owned header
 /// carries them.
-pub const REQUEST_HEADERS: [(&str, Use); 19] = [
+pub const REQUEST_HEADERS: [(&str, Use); 20] = [
     (":method", Use::Read(Field::Method)),
+    (":authority", Use::Read(Field::Authority)),
     ("content-type", Use::Read(Field::ContentType)),
     ("content-length", Use::Read(Field::ContentLength)),
     ("traceparent", Use::Read(Field::TraceParent)),

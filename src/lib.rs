@@ -12,11 +12,17 @@ pub mod digest;
 pub mod gate;
 pub mod header_policy;
 pub mod mcp;
+pub mod meta_inject;
+pub mod operation_metrics;
+pub mod otlp;
 pub mod plan;
 pub mod request_headers;
 pub mod response;
 pub mod routing_headers;
 pub mod semconv;
+pub mod server_spans;
+pub mod span;
+pub mod span_export;
 pub mod trace_context;
 
 pub mod filter;

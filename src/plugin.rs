@@ -2,17 +2,24 @@
 //! the host and defines the metrics, and the HTTP context that hands each callback to the
 //! request state machine over the raw-hostcall host.
 
-use crate::config::Config;
+use crate::config::{Config, Export};
 use crate::filter::{self, Configured, RequestFilter, UnconfiguredRequest};
 use crate::host::hostcalls::{self, CounterIds, ProxyWasmHost};
-use crate::host::{logger, Action, HostKind};
+use crate::host::{logger, Action, Counter, HostKind};
+use crate::otlp;
+use crate::span_export::{self, Batch, SpanQueue};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{self, ContextType};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Duration;
 
 /// How often each VM adds its memory growth to the `wasm_memory_bytes` gauge.
 const MEMORY_SAMPLE_MS: u32 = 5_000;
+
+/// The tick of the own-span mode: a full batch leaves within this, a partial one at the flush
+/// interval.
+const EXPORT_TICK_MS: u32 = 100;
 
 thread_local! {
     /// This VM's linear memory as last added to the `wasm_memory_bytes` gauge. One per VM (not per
@@ -34,9 +41,48 @@ struct Root {
     kind: HostKind,
     counters: Rc<CounterIds>,
     wasm_memory_bytes: Option<u32>,
+    /// Own-span mode: where spans go, and this worker's queue of them.
+    exporter: Option<Exporter>,
+    /// When the memory gauge was last sampled.
+    memory_sampled_unix_nanos: u64,
 }
 
-impl Context for Root {}
+/// The export side of the own-span mode, per worker.
+struct Exporter {
+    export: Export,
+    /// The OTLP `resource` object, encoded once.
+    resource: String,
+    queue: Rc<RefCell<SpanQueue>>,
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        _body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(exporter) = &self.exporter else {
+            return;
+        };
+        let Some(spans) = exporter
+            .queue
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut queue| queue.answered(token_id))
+        else {
+            return;
+        };
+        let status = hostcalls::http_call_response_header(":status");
+        let counter = if span_export::accepted(status.as_deref()) {
+            Counter::SpansExported
+        } else {
+            Counter::SpansFailed
+        };
+        self.count(counter, spans);
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -60,18 +106,39 @@ impl RootContext for Root {
             }
         }
         self.record_memory();
-        if let Err(error) = hostcalls::set_tick_period(MEMORY_SAMPLE_MS) {
+        let now = hostcalls::now_unix_nanos();
+        self.memory_sampled_unix_nanos = now;
+        self.exporter = self.config.as_ref().and_then(|config| {
+            let export = config.own_span.as_ref()?.export.clone();
+            Some(Exporter {
+                resource: otlp::resource_json(&export),
+                queue: Rc::new(RefCell::new(SpanQueue::new(&export, now))),
+                export,
+            })
+        });
+        let tick = match &self.exporter {
+            Some(exporter) => EXPORT_TICK_MS.min(exporter.export.flush_interval_ms),
+            None => MEMORY_SAMPLE_MS,
+        };
+        if let Err(error) = hostcalls::set_tick_period(tick) {
             log::info!("mcp-trace-filter: no timer (host status {}), memory gauge stays at its first value", error.0);
         }
         true
     }
 
     fn on_tick(&mut self) {
-        self.record_memory();
+        let now = hostcalls::now_unix_nanos();
+        let sample_nanos = u64::from(MEMORY_SAMPLE_MS) * 1_000_000;
+        if now.saturating_sub(self.memory_sampled_unix_nanos) >= sample_nanos {
+            self.memory_sampled_unix_nanos = now;
+            self.record_memory();
+        }
+        self.export_due(now);
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let host = ProxyWasmHost::new(Rc::clone(&self.counters));
+        let queue = self.exporter.as_ref().map(|e| Rc::clone(&e.queue));
+        let host = ProxyWasmHost::new(Rc::clone(&self.counters), queue);
         let request: Box<dyn RequestFilter> = match &self.config {
             Some(config) => filter::request_filter(Rc::clone(config), self.kind, host),
             None => Box::new(UnconfiguredRequest::new(host)),
@@ -85,6 +152,61 @@ impl RootContext for Root {
 }
 
 impl Root {
+    fn count(&self, counter: Counter, by: u64) {
+        hostcalls::increment(
+            self.counters.id(counter),
+            i64::try_from(by).unwrap_or(i64::MAX),
+        );
+    }
+
+    /// Sends every export request that is due: the queue decides, the host carries them. A
+    /// request the host refuses at once is counted as failed; nothing is retried, so a
+    /// collector that is down costs the spans, never memory or request latency.
+    fn export_due(&self, now: u64) {
+        let Some(exporter) = &self.exporter else {
+            return;
+        };
+        loop {
+            let batch = match exporter.queue.try_borrow_mut() {
+                Ok(mut queue) => queue.next_batch(now),
+                Err(_) => None,
+            };
+            let Some(batch) = batch else {
+                return;
+            };
+            let spans = batch.span_count();
+            let body = match batch {
+                Batch::Spans(spans) => otlp::traces_json(&exporter.resource, &spans).into_bytes(),
+                Batch::Forwarded(body) => body,
+            };
+            let export = &exporter.export;
+            let headers = vec![
+                (":method", "POST"),
+                (":path", export.path.as_str()),
+                (":authority", export.authority.as_str()),
+                ("content-type", "application/json"),
+            ];
+            let sent = proxy_wasm::hostcalls::dispatch_http_call(
+                &export.upstream,
+                headers,
+                Some(&body),
+                vec![],
+                Duration::from_millis(u64::from(export.timeout_ms)),
+            );
+            match sent {
+                Ok(token) => {
+                    if let Ok(mut queue) = exporter.queue.try_borrow_mut() {
+                        queue.sent(token, spans);
+                    }
+                }
+                Err(status) => {
+                    log::debug!("mcp-trace-filter: span export not sent: {status:?}");
+                    self.count(Counter::SpansFailed, spans);
+                }
+            }
+        }
+    }
+
     /// Adds this VM's memory growth since the last call to the gauge (or, where gauges cannot
     /// be incremented, sets it to this VM's memory), so a leak shows as a gauge that keeps
     /// rising under steady load.
@@ -150,6 +272,10 @@ impl HttpContext for Http {
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> types::Action {
         action(self.request.on_response_body(body_size, end_of_stream))
+    }
+
+    fn on_log(&mut self) {
+        self.request.on_log();
     }
 }
 

@@ -21,6 +21,8 @@ pub struct RequestHeaders {
     pub mcp_method: Option<String>,
     /// `Mcp-Name` (SEP-2243).
     pub mcp_name: Option<String>,
+    /// `:authority`.
+    pub authority: Option<String>,
     /// The filter-owned headers the client sent (each once), to be removed.
     pub owned_present: Vec<&'static str>,
 }
@@ -53,6 +55,7 @@ impl RequestHeaders {
                 Field::ProtocolVersion => &mut headers.protocol_version,
                 Field::McpMethod => &mut headers.mcp_method,
                 Field::McpName => &mut headers.mcp_name,
+                Field::Authority => &mut headers.authority,
             };
             if slot.is_none() {
                 *slot = Some(value.to_owned());

@@ -14,6 +14,8 @@ pub struct ResponseOutcome {
     pub error_type: Option<String>,
     /// `rpc.response.status_code`: the JSON-RPC error code.
     pub status_code: Option<String>,
+    /// The JSON-RPC error's `message`, for the span status description.
+    pub error_message: Option<String>,
 }
 
 impl ResponseOutcome {
@@ -23,12 +25,14 @@ impl ResponseOutcome {
             return ResponseOutcome {
                 error_type: Some(code.clone()),
                 status_code: Some(code),
+                error_message: None,
             };
         }
         let tool_error = message.result.as_ref().is_some_and(|r| r.is_error);
         ResponseOutcome {
             error_type: tool_error.then(|| "tool_error".to_owned()),
             status_code: None,
+            error_message: None,
         }
     }
 }

@@ -35,6 +35,7 @@ fn error(code: &str) -> Option<ResponseOutcome> {
     Some(ResponseOutcome {
         error_type: Some(code.to_string()),
         status_code: Some(code.to_string()),
+        error_message: None,
     })
 }
 
@@ -42,6 +43,7 @@ fn tool_error() -> Option<ResponseOutcome> {
     Some(ResponseOutcome {
         error_type: Some("tool_error".to_string()),
         status_code: None,
+        error_message: None,
     })
 }
 
@@ -49,6 +51,7 @@ fn success() -> Option<ResponseOutcome> {
     Some(ResponseOutcome {
         error_type: None,
         status_code: None,
+        error_message: None,
     })
 }
 

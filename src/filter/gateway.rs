@@ -3,6 +3,7 @@
 //! span metadata where configured, and watches the response for the request's outcome.
 
 use super::hold::{self, Hold};
+use super::own_span::SpanInProgress;
 use super::RequestFilter;
 use crate::config::{Config, HeaderMismatch};
 use crate::digest::{self, Digest};
@@ -26,6 +27,10 @@ pub struct GatewayRequest<H> {
     /// The id of the scanned request, until the response starts (only when it is watched).
     request_id: Option<RequestId>,
     watcher: Option<ResponseWatcher>,
+    /// Own-span mode: the gateway's spans of this request.
+    own_span: Option<SpanInProgress>,
+    /// Whether the request declared its length (which a body rewrite must keep true).
+    length_declared: bool,
 }
 
 impl<H: Host> GatewayRequest<H> {
@@ -38,6 +43,8 @@ impl<H: Host> GatewayRequest<H> {
             headers: RequestHeaders::default(),
             request_id: None,
             watcher: None,
+            own_span: None,
+            length_declared: false,
         }
     }
 
@@ -52,7 +59,7 @@ impl<H: Host> GatewayRequest<H> {
             name: self.headers.mcp_name.as_deref(),
         };
         match digest::digest(&body, &routing) {
-            Ok(digest) => self.lift(&digest),
+            Ok(digest) => self.lift(&digest, &body),
             Err(_) => {
                 self.host.count(Counter::NotMcp, 1);
                 Action::Continue
@@ -60,7 +67,7 @@ impl<H: Host> GatewayRequest<H> {
         }
     }
 
-    fn lift(&mut self, digest: &Digest) -> Action {
+    fn lift(&mut self, digest: &Digest, body: &[u8]) -> Action {
         if let Some(mismatch) = digest.header_mismatch {
             self.host.count(Counter::HeaderMismatch, 1);
             if self.config.header_mismatch == HeaderMismatch::Reject {
@@ -88,9 +95,25 @@ impl<H: Host> GatewayRequest<H> {
             tracestate: headers.tracestate.as_deref(),
             baggage: headers.baggage.as_deref(),
         };
-        let plan = plan::plan(&self.config, &arrived, digest);
+        let mut plan = plan::plan(&self.config, &arrived, digest);
+        let mut edited_body = None;
+        if let (Some(own), Some(spans)) = (&self.config.own_span, self.own_span.as_mut()) {
+            let edit = spans.decide(
+                &mut self.host,
+                own,
+                headers,
+                &arrived,
+                digest,
+                &mut plan.changes,
+                body,
+            );
+            edited_body = edit.body;
+        }
         for change in &plan.changes {
             self.apply(change);
+        }
+        if let Some(edited) = edited_body {
+            hold::replace_body(&mut self.host, body.len(), &edited, self.length_declared);
         }
         self.host.count(outcome_counter(plan.outcome), 1);
         if plan.invalid_values > 0 {
@@ -205,9 +228,13 @@ impl<H: Host> RequestFilter for GatewayRequest<H> {
         let Some(headers) = headers else {
             return Action::Continue;
         };
+        if self.config.own_span.is_some() {
+            self.own_span = Some(SpanInProgress::begin(&mut self.host));
+        }
         let action = self
             .hold
             .start(&mut self.host, &self.config, &headers, end_of_stream);
+        self.length_declared = headers.content_length.is_some();
         self.headers = headers;
         action
     }
@@ -223,6 +250,9 @@ impl<H: Host> RequestFilter for GatewayRequest<H> {
     }
 
     fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
+        if let Some(spans) = self.own_span.as_mut() {
+            spans.response_headers(&mut self.host, &self.config, end_of_stream);
+        }
         let Some(request_id) = self.request_id.take() else {
             return Action::Continue;
         };
@@ -239,6 +269,9 @@ impl<H: Host> RequestFilter for GatewayRequest<H> {
     }
 
     fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(spans) = self.own_span.as_mut() {
+            spans.response_body(&mut self.host, body_size, end_of_stream);
+        }
         let Some(watcher) = self.watcher.as_mut() else {
             return Action::Continue;
         };
@@ -251,5 +284,11 @@ impl<H: Host> RequestFilter for GatewayRequest<H> {
             self.publish_outcome(&outcome);
         }
         Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if let Some(spans) = self.own_span.as_mut() {
+            spans.finish(&mut self.host);
+        }
     }
 }

@@ -150,3 +150,37 @@ pub fn read_body(host: &mut impl Host, size: usize) -> Option<Vec<u8>> {
         }
     }
 }
+
+/// Writes `body` back in place of the `held` bytes (Envoy accepts only whole-body writes);
+/// when the length changed and the request declared one, `Content-Length` follows (the
+/// headers are still held). Returns whether the body was written.
+pub fn replace_body(host: &mut impl Host, held: usize, body: &[u8], length_declared: bool) -> bool {
+    if held != body.len() && length_declared {
+        let length = body.len().to_string();
+        if let Err(error) = host.set_request_header("content-length", &length) {
+            host.log(
+                log::Level::Warn,
+                &format!(
+                    "mcp-trace-filter: could not set content-length: host status {}",
+                    error.0
+                ),
+            );
+        }
+    }
+    match host.replace_request_body(held, body) {
+        Ok(()) => {
+            host.count(Counter::BodySynced, 1);
+            true
+        }
+        Err(error) => {
+            host.log(
+                log::Level::Warn,
+                &format!(
+                    "mcp-trace-filter: could not rewrite the request body: host status {}",
+                    error.0
+                ),
+            );
+            false
+        }
+    }
+}

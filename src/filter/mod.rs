@@ -8,6 +8,7 @@
 
 mod gateway;
 mod hold;
+mod own_span;
 mod upstream;
 
 use crate::config::{Config, ConfigError, Role};
@@ -24,6 +25,8 @@ pub trait RequestFilter {
     fn on_request_trailers(&mut self) -> Action;
     fn on_response_headers(&mut self, end_of_stream: bool) -> Action;
     fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action;
+    /// The stream is over (Envoy's access-log stage): whatever is still open ends here.
+    fn on_log(&mut self) {}
 }
 
 /// The filter for one request under `config`'s role on a host of `kind`.

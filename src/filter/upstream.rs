@@ -7,7 +7,7 @@ use super::RequestFilter;
 use crate::body_sync;
 use crate::config::Config;
 use crate::digest;
-use crate::host::{Action, Counter, Host, HostKind};
+use crate::host::{Action, Host, HostKind};
 use crate::routing_headers::RoutingHeaders;
 use std::rc::Rc;
 
@@ -45,31 +45,8 @@ impl<H: Host> UpstreamRequest<H> {
             return Action::Continue;
         };
         let held = body.len();
-        if !body_sync::sync_traceparent(&mut body, &digest, &upstream) {
-            return Action::Continue;
-        }
-        // The headers are still held: a body whose length changed gets the right length.
-        if held != body.len() && self.length_declared {
-            let length = body.len().to_string();
-            if let Err(error) = self.host.set_request_header("content-length", &length) {
-                self.host.log(
-                    log::Level::Warn,
-                    &format!(
-                        "mcp-trace-filter: could not set content-length: host status {}",
-                        error.0
-                    ),
-                );
-            }
-        }
-        match self.host.replace_request_body(held, &body) {
-            Ok(()) => self.host.count(Counter::BodySynced, 1),
-            Err(error) => self.host.log(
-                log::Level::Warn,
-                &format!(
-                    "mcp-trace-filter: could not rewrite the request body: host status {}",
-                    error.0
-                ),
-            ),
+        if body_sync::sync_traceparent(&mut body, &digest, &upstream) {
+            hold::replace_body(&mut self.host, held, &body, self.length_declared);
         }
         Action::Continue
     }

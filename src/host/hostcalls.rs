@@ -7,6 +7,9 @@
 use super::abi::{parse_header_pairs, serialize_header_pairs, serialize_path};
 use super::{Counter, Host, HostError};
 use crate::request_headers::RequestHeaders;
+use crate::span::FinishedSpan;
+use crate::span_export::SpanQueue;
+use std::cell::RefCell;
 use std::ptr::null_mut;
 use std::rc::Rc;
 
@@ -16,6 +19,7 @@ const RESPONSE_HEADERS: u32 = 2;
 const REQUEST_BODY: u32 = 0;
 const RESPONSE_BODY: u32 = 1;
 const PLUGIN_CONFIGURATION: u32 = 7;
+const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const COUNTER: u32 = 0;
 const GAUGE: u32 = 1;
 
@@ -75,6 +79,7 @@ extern "C" {
         return_value_size: *mut usize,
     ) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
     #[allow(clippy::too_many_arguments)]
     fn proxy_send_local_response(
@@ -87,6 +92,12 @@ extern "C" {
         additional_headers_size: usize,
         grpc_status: i32,
     ) -> u32;
+}
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    /// WASI's random source (every proxy-wasm host provides WASI).
+    fn random_get(buf: *mut u8, buf_len: usize) -> u16;
 }
 
 /// Takes ownership of memory the host allocated through the SDK's `proxy_on_memory_allocate`.
@@ -249,6 +260,49 @@ pub fn record(gauge: Option<u32>, value: u64) {
     }
 }
 
+/// The host clock in nanoseconds since the Unix epoch; 0 when the host has none.
+pub fn now_unix_nanos() -> u64 {
+    let mut now = 0;
+    // SAFETY: the pointer is valid for the duration of the call.
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut now) };
+    if status == STATUS_OK {
+        now
+    } else {
+        0
+    }
+}
+
+/// Fills `bytes` from the host's random source; if the host refuses, the bytes are mixed from
+/// the clock instead (ids stay unique enough, never all zero).
+pub fn fill_random(bytes: &mut [u8]) {
+    // SAFETY: the pointer and length describe `bytes`.
+    let status = unsafe { random_get(bytes.as_mut_ptr(), bytes.len()) };
+    if status != 0 {
+        let mut state = now_unix_nanos() | 1;
+        for byte in bytes.iter_mut() {
+            // xorshift64: no quality claims, only a fallback that never repeats quickly.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = state as u8;
+        }
+    }
+}
+
+/// The first value of a header of the answer to an HTTP callout (`:status` among them).
+pub fn http_call_response_header(name: &str) -> Option<String> {
+    header(HTTP_CALL_RESPONSE_HEADERS, name)
+}
+
+/// Replaces the whole buffered response body.
+pub fn replace_response_body(current_size: usize, body: &[u8]) -> Result<(), HostError> {
+    // SAFETY: pointers are valid for the duration of the call.
+    let status = unsafe {
+        proxy_set_buffer_bytes(RESPONSE_BODY, 0, current_size, body.as_ptr(), body.len())
+    };
+    check(status)
+}
+
 /// Asks for `on_tick` every `period_ms`; a host without timers simply never ticks.
 pub fn set_tick_period(period_ms: u32) -> Result<(), HostError> {
     // SAFETY: a plain integer.
@@ -333,11 +387,13 @@ impl CounterIds {
 /// The [`Host`] of a request, over the raw hostcalls.
 pub struct ProxyWasmHost {
     counters: Rc<CounterIds>,
+    /// This worker's export queue (own-span mode).
+    spans: Option<Rc<RefCell<SpanQueue>>>,
 }
 
 impl ProxyWasmHost {
-    pub fn new(counters: Rc<CounterIds>) -> ProxyWasmHost {
-        ProxyWasmHost { counters }
+    pub fn new(counters: Rc<CounterIds>, spans: Option<Rc<RefCell<SpanQueue>>>) -> ProxyWasmHost {
+        ProxyWasmHost { counters, spans }
     }
 }
 
@@ -393,5 +449,43 @@ impl Host for ProxyWasmHost {
 
     fn log(&mut self, level: log::Level, message: &str) {
         log(level, message);
+    }
+
+    fn now_unix_nanos(&mut self) -> u64 {
+        now_unix_nanos()
+    }
+
+    fn fill_random(&mut self, bytes: &mut [u8]) {
+        fill_random(bytes);
+    }
+
+    fn property(&mut self, path: &[&str]) -> Option<String> {
+        property(path).and_then(|bytes| String::from_utf8(bytes).ok())
+    }
+
+    fn replace_response_body(&mut self, current_size: usize, body: &[u8]) -> Result<(), HostError> {
+        replace_response_body(current_size, body)
+    }
+
+    fn export_spans(&mut self, spans: Vec<FinishedSpan>) {
+        let offered = spans.len() as u64;
+        let dropped = match &self.spans {
+            Some(queue) => queue
+                .try_borrow_mut()
+                .map_or(offered, |mut queue| queue.push(spans)),
+            None => offered,
+        };
+        self.count(Counter::SpansDropped, dropped);
+    }
+
+    fn forward_server_spans(&mut self, body: Vec<u8>) {
+        let queued = self.spans.as_ref().is_some_and(|queue| {
+            queue
+                .try_borrow_mut()
+                .is_ok_and(|mut queue| queue.push_forwarded(body))
+        });
+        if !queued {
+            self.count(Counter::SpansDropped, 1);
+        }
     }
 }

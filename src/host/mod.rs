@@ -13,6 +13,7 @@ pub mod hostcalls;
 pub mod logger;
 
 use crate::request_headers::RequestHeaders;
+use crate::span::FinishedSpan;
 
 /// What a callback tells the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +45,20 @@ pub enum Counter {
     /// Requests passed through untouched because the configuration was refused on a host
     /// where refusing it would kill the worker.
     Unconfigured,
+    /// Own-span mode: spans the collector accepted.
+    SpansExported,
+    /// Own-span mode: spans dropped because the export queue was full.
+    SpansDropped,
+    /// Own-span mode: spans the collector refused, or that never reached it.
+    SpansFailed,
+    /// Own-span mode: requests whose `params._meta` got the upstream context inserted.
+    MetaInjected,
+    /// Responses whose server spans (SEP-2448) were removed before the client saw them.
+    ServerSpansStripped,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 17] = [
         Counter::Lifted,
         Counter::HeaderKept,
         Counter::NoContext,
@@ -60,6 +71,11 @@ impl Counter {
         Counter::HeaderMismatch,
         Counter::Unreadable,
         Counter::Unconfigured,
+        Counter::SpansExported,
+        Counter::SpansDropped,
+        Counter::SpansFailed,
+        Counter::MetaInjected,
+        Counter::ServerSpansStripped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +92,11 @@ impl Counter {
             Counter::HeaderMismatch => "header_mismatch",
             Counter::Unreadable => "unreadable",
             Counter::Unconfigured => "unconfigured",
+            Counter::SpansExported => "spans_exported",
+            Counter::SpansDropped => "spans_dropped",
+            Counter::SpansFailed => "spans_failed",
+            Counter::MetaInjected => "meta_injected",
+            Counter::ServerSpansStripped => "server_spans_stripped",
         }
     }
 
@@ -116,6 +137,19 @@ pub trait Host {
     fn count(&mut self, counter: Counter, by: u64);
     /// One line in the host's log.
     fn log(&mut self, level: log::Level, message: &str);
+    /// The host clock, nanoseconds since the Unix epoch.
+    fn now_unix_nanos(&mut self) -> u64;
+    /// Fills `bytes` from the host's random source (span and trace ids).
+    fn fill_random(&mut self, bytes: &mut [u8]);
+    /// A stream property such as `source.address`, as text.
+    fn property(&mut self, path: &[&str]) -> Option<String>;
+    /// Replaces the whole buffered response body (`current_size` bytes) with `body`.
+    fn replace_response_body(&mut self, current_size: usize, body: &[u8]) -> Result<(), HostError>;
+    /// Hands finished spans to this worker's exporter; spans its full queue cannot take are
+    /// counted as dropped.
+    fn export_spans(&mut self, spans: Vec<FinishedSpan>);
+    /// Queues a server's OTLP JSON body (SEP-2448) for the collector.
+    fn forward_server_spans(&mut self, body: Vec<u8>);
 }
 
 /// The proxies the filter knows, each with its own semantics (DESIGN.md, "Host facts").

@@ -7,6 +7,7 @@ use mcp_trace_filter::config::Config;
 use mcp_trace_filter::filter::{self, RequestFilter};
 use mcp_trace_filter::host::{abi, Action, Counter, Host, HostError, HostKind};
 use mcp_trace_filter::request_headers::RequestHeaders;
+use mcp_trace_filter::span::FinishedSpan;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -29,6 +30,16 @@ pub struct Record {
     pub counters: BTreeMap<&'static str, u64>,
     pub logs: Vec<(log::Level, String)>,
     pub local_response: Option<(u32, Vec<u8>)>,
+    /// Spans handed to the worker's exporter (own-span mode).
+    pub spans: Vec<FinishedSpan>,
+    /// Server OTLP bodies queued for forwarding (SEP-2448).
+    pub forwarded: Vec<Vec<u8>>,
+    /// The host clock; every reading advances it by a millisecond.
+    pub clock_unix_nanos: u64,
+    /// Random bytes handed out so far (the source is a counter, so ids are predictable).
+    pub random_drawn: u64,
+    /// Stream properties the host answers (`source.address`, ...), keyed by dotted path.
+    pub stream_properties: BTreeMap<String, String>,
 }
 
 impl Record {
@@ -206,6 +217,45 @@ impl Host for TestHost {
             .logs
             .push((level, message.to_owned()));
     }
+
+    fn now_unix_nanos(&mut self) -> u64 {
+        let mut record = self.record.borrow_mut();
+        record.clock_unix_nanos += 1_000_000;
+        record.clock_unix_nanos
+    }
+
+    fn fill_random(&mut self, bytes: &mut [u8]) {
+        let mut record = self.record.borrow_mut();
+        for byte in bytes {
+            record.random_drawn += 1;
+            *byte = record.random_drawn as u8;
+        }
+    }
+
+    fn property(&mut self, path: &[&str]) -> Option<String> {
+        self.record
+            .borrow()
+            .stream_properties
+            .get(&path.join("."))
+            .cloned()
+    }
+
+    fn replace_response_body(&mut self, current_size: usize, body: &[u8]) -> Result<(), HostError> {
+        let mut record = self.record.borrow_mut();
+        if current_size < record.response_chunk.len() {
+            return Err(HostError(BAD_ARGUMENT));
+        }
+        record.response_chunk = body.to_vec();
+        Ok(())
+    }
+
+    fn export_spans(&mut self, spans: Vec<FinishedSpan>) {
+        self.record.borrow_mut().spans.extend(spans);
+    }
+
+    fn forward_server_spans(&mut self, body: Vec<u8>) {
+        self.record.borrow_mut().forwarded.push(body);
+    }
 }
 
 /// How a request went through a host.
@@ -272,7 +322,26 @@ pub fn run(kind: HostKind, config: Config, request: Request<'_>) -> Exchange {
         record: Rc::new(RefCell::new(Record::default())),
         body_buffer_size: 16 * 1024,
     };
+    host.record.borrow_mut().stream_properties = stream_properties(kind);
     run_on(host, config, request)
+}
+
+/// The stream properties each host answers. Envoy: the downstream peer, the protocol and,
+/// once connected, the upstream host. ngx_wasm_module and Higress are not modelled as
+/// answering them (not observed), so the spans there go without `client.*` / `server.port`.
+fn stream_properties(kind: HostKind) -> BTreeMap<String, String> {
+    let answered: &[(&str, &str)] = match kind {
+        HostKind::Envoy => &[
+            ("source.address", "127.0.0.1:50123"),
+            ("request.protocol", "HTTP/1.1"),
+            ("upstream.address", "127.0.0.1:8000"),
+        ],
+        HostKind::NgxWasm | HostKind::Higress => &[],
+    };
+    answered
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Drives `request` through a filter for `config` on `host`.
@@ -362,4 +431,5 @@ fn respond(
         }
         let _ = filter.on_response_body(chunk.len(), index + 1 == chunks.len());
     }
+    filter.on_log();
 }

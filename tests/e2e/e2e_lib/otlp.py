@@ -59,6 +59,8 @@ class Span:
     flags: int = 0
     start_ns: int = 0
     end_ns: int = 0
+    trace_state: str = ""
+    links: tuple[tuple[str, str], ...] = ()  # (trace_id, span_id) of each link
 
     def __repr__(self) -> str:
         return (f"Span({self.service}:{self.name!r} {self.trace_id}/{self.span_id} parent={self.parent_span_id or '-'} "
@@ -85,6 +87,8 @@ def spans_of(request: ExportTraceServiceRequest) -> list[Span]:
                         flags=s.flags,
                         start_ns=s.start_time_unix_nano,
                         end_ns=s.end_time_unix_nano,
+                        trace_state=s.trace_state,
+                        links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in s.links),
                     )
                 )
     return out
@@ -101,6 +105,11 @@ class OtlpReceiver:
         self._lock = threading.Lock()
         self.requests = 0
         self.chunked_requests = 0
+        self.json_requests = 0
+        # How the receiver answers: a status other than 200 refuses the export (its spans are not
+        # kept), and a delay holds every answer that long (a slow or hanging collector).
+        self.answer_status = 200
+        self.answer_delay_s = 0.0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,11 +141,25 @@ class OtlpReceiver:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self._body()
+                if receiver.answer_delay_s:
+                    time.sleep(receiver.answer_delay_s)
+                if receiver.answer_status != 200:
+                    with receiver._lock:
+                        receiver.requests += 1
+                    try:
+                        self.send_response(receiver.answer_status)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    except OSError:
+                        pass  # the sender gave up waiting (export timeout)
+                    return
                 ctype = self.headers.get("Content-Type", "")
                 req = ExportTraceServiceRequest()
                 try:
                     if "json" in ctype:
-                        json_format.Parse(body, req, ignore_unknown_fields=True)
+                        # Strict: a field OTLP does not define is an encoding bug in the sender.
+                        json_format.Parse(body, req, ignore_unknown_fields=False)
+                        receiver.json_requests += 1
                         # OTLP/JSON ids are hex strings; json_format read them as base64 bytes.
                         _fix_json_ids(req, body)
                     else:
@@ -155,11 +178,14 @@ class OtlpReceiver:
                     if on_spans is not None:
                         on_spans(spans)
                 out = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-protobuf")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                except OSError:
+                    pass  # the sender gave up waiting (export timeout)
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
@@ -220,3 +246,6 @@ def _fix_json_ids(req: ExportTraceServiceRequest, body: bytes) -> None:
                 for key, attr in (("traceId", "trace_id"), ("spanId", "span_id"), ("parentSpanId", "parent_span_id")):
                     if s.get(key):
                         setattr(s_pb, attr, bytes.fromhex(s[key]))
+                for link_pb, link in zip(s_pb.links, s.get("links", [])):
+                    link_pb.trace_id = bytes.fromhex(link["traceId"])
+                    link_pb.span_id = bytes.fromhex(link["spanId"])
