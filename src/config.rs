@@ -428,17 +428,12 @@ fn parse_ratio(key: &str, value: &Value) -> Result<u32, ConfigError> {
         Some(ratio) if (0.0..=1.0).contains(&ratio) => {
             Ok((ratio * f64::from(MILLION)).round() as u32)
         }
-        _ => Err(error(
+        // The value is not echoed: formatting a float would add a float printer to the module.
+        Some(_) => Err(error(key, "must be a number from 0 to 1")),
+        None => Err(error(
             key,
-            format!("must be a number from 0 to 1, got {}", describe(value)),
+            format!("must be a number from 0 to 1, got {}", type_name(value)),
         )),
-    }
-}
-
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Number(n) => n.to_string(),
-        other => type_name(other).to_owned(),
     }
 }
 

@@ -433,11 +433,11 @@ fn push_data_point(out: &mut String, series: &Series, start: &str, now: &str) {
     out.push_str("\",\"count\":\"");
     out.push_str(&h.count.to_string());
     out.push_str("\",\"sum\":");
-    out.push_str(&h.sum.to_string());
+    push_seconds(out, h.sum);
     out.push_str(",\"min\":");
-    out.push_str(&h.min.to_string());
+    push_seconds(out, h.min);
     out.push_str(",\"max\":");
-    out.push_str(&h.max.to_string());
+    push_seconds(out, h.max);
     out.push_str(",\"bucketCounts\":[");
     for (i, count) in h.buckets.iter().enumerate() {
         if i > 0 {
@@ -447,14 +447,25 @@ fn push_data_point(out: &mut String, series: &Series, start: &str, now: &str) {
         out.push_str(&count.to_string());
         out.push('"');
     }
-    out.push_str("],\"explicitBounds\":[");
-    for (i, bound) in BOUNDS_SECONDS.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&bound.to_string());
+    out.push_str("],\"explicitBounds\":");
+    out.push_str(BOUNDS_JSON);
+    out.push('}');
+}
+
+/// [`BOUNDS_SECONDS`] as JSON, written out so the module needs no float printer.
+const BOUNDS_JSON: &str = "[0.01,0.02,0.05,0.1,0.2,0.5,1,2,5,10,30,60,120,300]";
+
+/// A non-negative duration in seconds as a JSON number with nanosecond precision, printed
+/// from integers (a float printer would add tens of KiB to the `.wasm`).
+fn push_seconds(out: &mut String, seconds: f64) {
+    let nanos = (seconds.max(0.0) * 1e9).round() as u64;
+    let (whole, fraction) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+    out.push_str(&whole.to_string());
+    if fraction > 0 {
+        let digits = format!("{fraction:09}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
     }
-    out.push_str("]}");
 }
 
 fn push_attribute(out: &mut String, key: &str, value: &str, first: bool) {
@@ -605,4 +616,25 @@ pub fn host_histogram_value_ms(seconds: f64) -> u64 {
         .copied()
         .unwrap_or(0);
     below.max(floor)
+}
+
+#[cfg(test)]
+mod number_tests {
+    use super::*;
+
+    #[test]
+    fn seconds_print_without_a_float_printer() {
+        for (seconds, text) in [
+            (0.0, "0"),
+            (1.5, "1.5"),
+            (0.000_000_001, "0.000000001"),
+            (300.0, "300"),
+        ] {
+            let mut out = String::new();
+            push_seconds(&mut out, seconds);
+            assert_eq!(out, text);
+        }
+        let bounds: Vec<f64> = serde_json::from_str(BOUNDS_JSON).unwrap_or_default();
+        assert_eq!(bounds, BOUNDS_SECONDS.to_vec());
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::config::{Config, Export};
 use crate::filter::{self, Configured, RequestFilter, UnconfiguredRequest};
-use crate::host::hostcalls::{self, CounterIds, ProxyWasmHost};
+use crate::host::hostcalls::{self, CounterIds, ProxyWasmHost, Telemetry};
 use crate::host::{logger, Action, Counter, HostKind};
 use crate::otlp;
 use crate::span_export::{self, Batch, SpanQueue};
@@ -52,7 +52,11 @@ struct Exporter {
     export: Export,
     /// The OTLP `resource` object, encoded once.
     resource: String,
-    queue: Rc<RefCell<SpanQueue>>,
+    telemetry: Rc<RefCell<Telemetry>>,
+    /// Start of the current metrics interval (delta temporality).
+    metrics_since_unix_nanos: u64,
+    /// Metrics export requests in flight (at most one).
+    metrics_in_flight: Option<u32>,
 }
 
 impl Context for Root {
@@ -66,11 +70,21 @@ impl Context for Root {
         let Some(exporter) = &self.exporter else {
             return;
         };
+        if self.exporter.as_ref().and_then(|e| e.metrics_in_flight) == Some(token_id) {
+            if let Some(exporter) = self.exporter.as_mut() {
+                exporter.metrics_in_flight = None;
+            }
+            let status = hostcalls::http_call_response_header(":status");
+            if !span_export::accepted(status.as_deref()) {
+                log::debug!("mcp-trace-filter: metrics export refused");
+            }
+            return;
+        }
         let Some(spans) = exporter
-            .queue
+            .telemetry
             .try_borrow_mut()
             .ok()
-            .and_then(|mut queue| queue.answered(token_id))
+            .and_then(|mut telemetry| telemetry.queue.answered(token_id))
         else {
             return;
         };
@@ -110,10 +124,14 @@ impl RootContext for Root {
         self.memory_sampled_unix_nanos = now;
         self.exporter = self.config.as_ref().and_then(|config| {
             let export = config.own_span.as_ref()?.export.clone();
+            let queue = SpanQueue::new(&export, now);
+            let telemetry = Telemetry::new(queue, self.kind.defines_histograms());
             Some(Exporter {
                 resource: otlp::resource_json(&export),
-                queue: Rc::new(RefCell::new(SpanQueue::new(&export, now))),
+                telemetry: Rc::new(RefCell::new(telemetry)),
                 export,
+                metrics_since_unix_nanos: now,
+                metrics_in_flight: None,
             })
         });
         let tick = match &self.exporter {
@@ -137,8 +155,8 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let queue = self.exporter.as_ref().map(|e| Rc::clone(&e.queue));
-        let host = ProxyWasmHost::new(Rc::clone(&self.counters), queue);
+        let telemetry = self.exporter.as_ref().map(|e| Rc::clone(&e.telemetry));
+        let host = ProxyWasmHost::new(Rc::clone(&self.counters), telemetry);
         let request: Box<dyn RequestFilter> = match &self.config {
             Some(config) => filter::request_filter(Rc::clone(config), self.kind, host),
             None => Box::new(UnconfiguredRequest::new(host)),
@@ -162,13 +180,14 @@ impl Root {
     /// Sends every export request that is due: the queue decides, the host carries them. A
     /// request the host refuses at once is counted as failed; nothing is retried, so a
     /// collector that is down costs the spans, never memory or request latency.
-    fn export_due(&self, now: u64) {
+    fn export_due(&mut self, now: u64) {
+        self.export_metrics_due(now);
         let Some(exporter) = &self.exporter else {
             return;
         };
         loop {
-            let batch = match exporter.queue.try_borrow_mut() {
-                Ok(mut queue) => queue.next_batch(now),
+            let batch = match exporter.telemetry.try_borrow_mut() {
+                Ok(mut telemetry) => telemetry.queue.next_batch(now),
                 Err(_) => None,
             };
             let Some(batch) = batch else {
@@ -179,24 +198,10 @@ impl Root {
                 Batch::Spans(spans) => otlp::traces_json(&exporter.resource, &spans).into_bytes(),
                 Batch::Forwarded(body) => body,
             };
-            let export = &exporter.export;
-            let headers = vec![
-                (":method", "POST"),
-                (":path", export.path.as_str()),
-                (":authority", export.authority.as_str()),
-                ("content-type", "application/json"),
-            ];
-            let sent = proxy_wasm::hostcalls::dispatch_http_call(
-                &export.upstream,
-                headers,
-                Some(&body),
-                vec![],
-                Duration::from_millis(u64::from(export.timeout_ms)),
-            );
-            match sent {
+            match post(&exporter.export, &exporter.export.path, &body) {
                 Ok(token) => {
-                    if let Ok(mut queue) = exporter.queue.try_borrow_mut() {
-                        queue.sent(token, spans);
+                    if let Ok(mut telemetry) = exporter.telemetry.try_borrow_mut() {
+                        telemetry.queue.sent(token, spans);
                     }
                 }
                 Err(status) => {
@@ -220,6 +225,59 @@ impl Root {
         let growth = i64::try_from(now.saturating_sub(before)).unwrap_or(i64::MAX);
         hostcalls::increment(self.wasm_memory_bytes, growth);
     }
+}
+
+impl Root {
+    /// Once per flush interval, the duration histograms of the interval go to the collector
+    /// (delta temporality); one request at a time, and an interval whose export could not be
+    /// sent is lost, never kept.
+    fn export_metrics_due(&mut self, now: u64) {
+        let Some(exporter) = self.exporter.as_mut() else {
+            return;
+        };
+        let interval = u64::from(exporter.export.flush_interval_ms) * 1_000_000;
+        if now.saturating_sub(exporter.metrics_since_unix_nanos) < interval
+            || exporter.metrics_in_flight.is_some()
+        {
+            return;
+        }
+        let since = std::mem::replace(&mut exporter.metrics_since_unix_nanos, now);
+        let Some(path) = exporter.export.metrics_path.clone() else {
+            return;
+        };
+        let body = match exporter.telemetry.try_borrow_mut() {
+            Ok(mut telemetry) => {
+                telemetry
+                    .metrics
+                    .take_otlp_json(&exporter.resource, otlp::SCOPE_NAME, since, now)
+            }
+            Err(_) => None,
+        };
+        let Some(body) = body else {
+            return;
+        };
+        match post(&exporter.export, &path, body.as_bytes()) {
+            Ok(token) => exporter.metrics_in_flight = Some(token),
+            Err(status) => log::debug!("mcp-trace-filter: metrics export not sent: {status:?}"),
+        }
+    }
+}
+
+/// POSTs an OTLP/HTTP JSON body to the collector; the answer arrives in `on_http_call_response`.
+fn post(export: &Export, path: &str, body: &[u8]) -> Result<u32, types::Status> {
+    let headers = vec![
+        (":method", "POST"),
+        (":path", path),
+        (":authority", export.authority.as_str()),
+        ("content-type", "application/json"),
+    ];
+    proxy_wasm::hostcalls::dispatch_http_call(
+        &export.upstream,
+        headers,
+        Some(body),
+        vec![],
+        Duration::from_millis(u64::from(export.timeout_ms)),
+    )
 }
 
 /// The host's kind as its properties show it; `config.host` overrides it.

@@ -313,3 +313,44 @@ fn a_span_ends_once_even_when_the_stream_also_logs() {
     let exchange = run(HostKind::Envoy, config(r#","client_span":true"#), request);
     assert_eq!(exchange.record.borrow().spans.len(), 2);
 }
+
+#[test]
+fn durations_are_recorded_for_every_request_sampled_or_not() {
+    use mcp_trace_filter::operation_metrics::Side;
+    let tool_error: &[u8] = br#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":true}}"#;
+    for (flags, exported) in [("-03", 2), ("-00", 0)] {
+        let body = with_traceparent(&CLIENT_TP.replace("-03", flags));
+        let request = Request::post(body.as_bytes())
+            .respond(vec![(":status", "200"), JSON], vec![tool_error]);
+        let exchange = run(HostKind::NgxWasm, config(r#","client_span":true"#), request);
+        let record = exchange.record.borrow();
+        assert_eq!(record.spans.len(), exported);
+        let sides: Vec<Side> = record.operations.iter().map(|o| o.0).collect();
+        assert_eq!(sides, vec![Side::Server, Side::Client], "{flags}");
+        let (_, method, target, error_type, seconds) = &record.operations[0];
+        assert_eq!(method, "tools/call");
+        assert_eq!(target.as_deref(), Some("get_weather"));
+        assert_eq!(error_type.as_deref(), Some("tool_error"));
+        assert!(*seconds > 0.0 && *seconds < 1.0, "{seconds}");
+        assert!(
+            record.operations[1].4 <= *seconds,
+            "the backend call is inside the operation"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_own_span_config_labels_the_histograms_the_filter_defines() {
+    let yaml = std::fs::read_to_string("envoy/own-span.yaml").unwrap_or_default();
+    let unescaped = yaml.replace("\\\\", "\\");
+    for (tag, regex) in mcp_trace_filter::operation_metrics::HOST_STATS_TAGS {
+        assert!(
+            unescaped.contains(tag),
+            "{tag} missing from envoy/own-span.yaml"
+        );
+        assert!(
+            unescaped.contains(regex),
+            "{regex} missing from envoy/own-span.yaml"
+        );
+    }
+}

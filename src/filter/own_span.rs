@@ -8,6 +8,7 @@ use crate::config::{Config, OwnSpan};
 use crate::digest::Digest;
 use crate::host::Host;
 use crate::mcp::RequestId;
+use crate::operation_metrics::{OperationAttributes, Side};
 use crate::plan::{ArrivedHeaders, HeaderChange, TRACEPARENT, TRACESTATE};
 use crate::request_headers::RequestHeaders;
 use crate::response::{ResponseOutcome, ResponseWatcher};
@@ -139,21 +140,23 @@ impl SpanInProgress {
         }
     }
 
-    /// Ends the spans (once) and hands the sampled ones to the exporter.
+    /// Ends the spans (once): records the operation's duration, and hands the spans to the
+    /// exporter when sampled. Metrics count every request, sampled or not.
     pub fn finish(&mut self, host: &mut impl Host) {
-        let sampled = match &self.spans {
-            Some(spans) => spans.sampled(),
+        let (sampled, client_span) = match &self.spans {
+            Some(spans) => (spans.sampled(), spans.client_span_id.is_some()),
             None => return,
         };
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
         self.watcher = None;
+        self.facts.end_unix_nanos = host.now_unix_nanos();
+        self.add_outcome();
+        self.record_durations(host, client_span);
         if !sampled {
             return;
         }
-        self.facts.end_unix_nanos = host.now_unix_nanos();
-        self.add_outcome();
         if let Some(upstream) = host.property(&["upstream", "address"]) {
             let (address, port) = span::split_host_port(&upstream);
             self.facts
@@ -167,6 +170,30 @@ impl SpanInProgress {
         }
         if let Some(spans) = &self.spans {
             host.export_spans(spans.finish(&self.facts));
+        }
+    }
+
+    fn record_durations(&self, host: &mut impl Host, client_span: bool) {
+        let facts = &self.facts;
+        let text = |key: &str| {
+            facts.attributes.iter().find_map(|(k, v)| match v {
+                Value::Text(text) if *k == key => Some(text.as_str()),
+                _ => None,
+            })
+        };
+        let Some(method) = text(semconv::METHOD_NAME) else {
+            return;
+        };
+        let attributes = OperationAttributes {
+            method,
+            target: text(semconv::TOOL_NAME).or(text(semconv::PROMPT_NAME)),
+            error_type: text(semconv::ERROR_TYPE),
+        };
+        let seconds = |from: u64| facts.end_unix_nanos.saturating_sub(from) as f64 / 1e9;
+        host.record_operation(Side::Server, &attributes, seconds(facts.start_unix_nanos));
+        if client_span {
+            let from = facts.upstream_start_unix_nanos;
+            host.record_operation(Side::Client, &attributes, seconds(from));
         }
     }
 

@@ -6,6 +6,7 @@
 
 use super::abi::{parse_header_pairs, serialize_header_pairs, serialize_path};
 use super::{Counter, Host, HostError};
+use crate::operation_metrics::{self, OperationAttributes, OperationMetrics, RecordOutcome, Side};
 use crate::request_headers::RequestHeaders;
 use crate::span::FinishedSpan;
 use crate::span_export::SpanQueue;
@@ -22,6 +23,7 @@ const PLUGIN_CONFIGURATION: u32 = 7;
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const COUNTER: u32 = 0;
 const GAUGE: u32 = 1;
+const HISTOGRAM: u32 = 2;
 
 extern "C" {
     fn proxy_get_header_map_value(
@@ -384,16 +386,65 @@ impl CounterIds {
     }
 }
 
+/// What the own-span mode keeps per worker: the span queue, the duration aggregates, and the
+/// host histograms defined for them.
+pub struct Telemetry {
+    pub queue: SpanQueue,
+    pub metrics: OperationMetrics,
+    /// Whether to mirror durations into host histograms.
+    host_histograms: bool,
+    /// Host histogram ids by name; `None` where the host refused the name. At most one per
+    /// series the aggregator admits.
+    histogram_ids: Vec<(String, Option<u32>)>,
+}
+
+impl Telemetry {
+    pub fn new(queue: SpanQueue, host_histograms: bool) -> Telemetry {
+        Telemetry {
+            queue,
+            metrics: OperationMetrics::default(),
+            host_histograms,
+            histogram_ids: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, side: Side, attributes: &OperationAttributes<'_>, seconds: f64) {
+        let RecordOutcome::Recorded(effective) = self.metrics.record(side, attributes, seconds)
+        else {
+            return;
+        };
+        if !self.host_histograms {
+            return;
+        }
+        let name = operation_metrics::host_metric_name(side, &effective);
+        let id = match self.histogram_ids.iter().find(|(known, _)| *known == name) {
+            Some((_, id)) => *id,
+            None => {
+                let id = define_metric(HISTOGRAM, &name);
+                self.histogram_ids.push((name, id));
+                id
+            }
+        };
+        record(id, operation_metrics::host_histogram_value_ms(seconds));
+    }
+}
+
 /// The [`Host`] of a request, over the raw hostcalls.
 pub struct ProxyWasmHost {
     counters: Rc<CounterIds>,
-    /// This worker's export queue (own-span mode).
-    spans: Option<Rc<RefCell<SpanQueue>>>,
+    /// This worker's telemetry (own-span mode).
+    telemetry: Option<Rc<RefCell<Telemetry>>>,
 }
 
 impl ProxyWasmHost {
-    pub fn new(counters: Rc<CounterIds>, spans: Option<Rc<RefCell<SpanQueue>>>) -> ProxyWasmHost {
-        ProxyWasmHost { counters, spans }
+    pub fn new(
+        counters: Rc<CounterIds>,
+        telemetry: Option<Rc<RefCell<Telemetry>>>,
+    ) -> ProxyWasmHost {
+        ProxyWasmHost {
+            counters,
+            telemetry,
+        }
     }
 }
 
@@ -469,23 +520,31 @@ impl Host for ProxyWasmHost {
 
     fn export_spans(&mut self, spans: Vec<FinishedSpan>) {
         let offered = spans.len() as u64;
-        let dropped = match &self.spans {
-            Some(queue) => queue
+        let dropped = match &self.telemetry {
+            Some(telemetry) => telemetry
                 .try_borrow_mut()
-                .map_or(offered, |mut queue| queue.push(spans)),
+                .map_or(offered, |mut telemetry| telemetry.queue.push(spans)),
             None => offered,
         };
         self.count(Counter::SpansDropped, dropped);
     }
 
     fn forward_server_spans(&mut self, body: Vec<u8>) {
-        let queued = self.spans.as_ref().is_some_and(|queue| {
-            queue
+        let queued = self.telemetry.as_ref().is_some_and(|telemetry| {
+            telemetry
                 .try_borrow_mut()
-                .is_ok_and(|mut queue| queue.push_forwarded(body))
+                .is_ok_and(|mut telemetry| telemetry.queue.push_forwarded(body))
         });
         if !queued {
             self.count(Counter::SpansDropped, 1);
+        }
+    }
+
+    fn record_operation(&mut self, side: Side, attributes: &OperationAttributes<'_>, seconds: f64) {
+        if let Some(telemetry) = &self.telemetry {
+            if let Ok(mut telemetry) = telemetry.try_borrow_mut() {
+                telemetry.record(side, attributes, seconds);
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod hostcalls;
 pub mod logger;
 
 use crate::request_headers::RequestHeaders;
+use crate::operation_metrics::{OperationAttributes, Side};
 use crate::span::FinishedSpan;
 
 /// What a callback tells the host.
@@ -150,6 +151,9 @@ pub trait Host {
     fn export_spans(&mut self, spans: Vec<FinishedSpan>);
     /// Queues a server's OTLP JSON body (SEP-2448) for the collector.
     fn forward_server_spans(&mut self, body: Vec<u8>);
+    /// Records one MCP operation's duration (`mcp.server.operation.duration` /
+    /// `mcp.client.operation.duration`) for export and, where the host has them, histograms.
+    fn record_operation(&mut self, side: Side, attributes: &OperationAttributes<'_>, seconds: f64);
 }
 
 /// The proxies the filter knows, each with its own semantics (DESIGN.md, "Host facts").
@@ -175,6 +179,13 @@ impl HostKind {
     /// Whether a refused configuration may be reported by failing `on_configure`. On
     /// ngx_wasm_module that kills the worker for good, so the filter logs and passes through.
     pub fn may_refuse_configuration(self) -> bool {
+        !matches!(self, HostKind::NgxWasm)
+    }
+
+    /// Whether the filter defines its own host histograms. ngx_wasm_module traps on a metric
+    /// name over its length limit, and tool names make the names long, so there the durations
+    /// are only exported over OTLP.
+    pub fn defines_histograms(self) -> bool {
         !matches!(self, HostKind::NgxWasm)
     }
 

@@ -443,16 +443,19 @@ def _load(stack: Stack, count: int) -> list[float]:
 
 def test_a_collector_that_is_down_costs_spans_never_requests(stacks: dict[str, Stack]) -> None:
     stack = stacks["down"]
-    _load(stack, 50)
+    _load(stack, 200)
+    time.sleep(5.5)  # the memory gauge is sampled every 5 s
     memory_before = stack.stat("mcp_trace_filter.wasm_memory_bytes")
     _load(stack, 400)
     deadline = time.monotonic() + 10
-    while stack.stat("mcp_trace_filter.spans_failed") < 400 and time.monotonic() < deadline:
+    while stack.stat("mcp_trace_filter.spans_failed") < 1200 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert stack.stat("mcp_trace_filter.spans_failed") >= 400
+    # Two spans (SERVER, CLIENT) per request, every one failed, none kept.
+    assert stack.stat("mcp_trace_filter.spans_failed") >= 1200
     assert stack.stat("mcp_trace_filter.spans_exported") == 0
-    time.sleep(5.5)  # the memory gauge is sampled every 5 s
-    assert stack.stat("mcp_trace_filter.wasm_memory_bytes") == memory_before
+    time.sleep(5.5)
+    # Flat: 400 more requests' spans did not stay in memory (a page or two of allocator slack).
+    assert stack.stat("mcp_trace_filter.wasm_memory_bytes") - memory_before <= 128 * 1024
 
 
 def test_a_failing_or_hanging_collector_never_delays_requests(stacks: dict[str, Stack],
@@ -486,3 +489,54 @@ def test_a_failing_or_hanging_collector_never_delays_requests(stacks: dict[str, 
     dropped = stack.stat("mcp_trace_filter.spans_dropped")
     failed = stack.stat("mcp_trace_filter.spans_failed")
     assert dropped + failed > failed_before
+
+
+def _duration_points(receiver: OtlpReceiver, metric: str, tool: str) -> list[dict[str, Any]]:
+    points = []
+    for request in receiver.metrics:
+        for rm in request.get("resourceMetrics", []):
+            for sm in rm.get("scopeMetrics", []):
+                for m in sm.get("metrics", []):
+                    if m["name"] != metric:
+                        continue
+                    assert m["unit"] == "s"
+                    for p in m["histogram"]["dataPoints"]:
+                        attrs = {a["key"]: a["value"].get("stringValue") for a in p["attributes"]}
+                        if attrs.get("gen_ai.tool.name") == tool:
+                            points.append({**p, "attrs": attrs})
+    return points
+
+
+def test_operation_durations_reach_the_collector_and_envoy_histograms(stacks: dict[str, Stack]) -> None:
+    """mcp.server/client.operation.duration per method and tool: OTLP delta histograms with the
+    semconv buckets, and Envoy histograms with labels on /stats/prometheus."""
+    stack = stacks["json"]
+    for _ in range(3):
+        result, _ = sdk_call(stack, "get_weather", {"city": "metrics"})
+        assert not result.is_error
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        server = _duration_points(stack.receiver, "mcp.server.operation.duration", "get_weather")
+        client = _duration_points(stack.receiver, "mcp.client.operation.duration", "get_weather")
+        if sum(int(p["count"]) for p in server) >= 3 and client:
+            break
+        time.sleep(0.2)
+    assert sum(int(p["count"]) for p in server) >= 3
+    point = server[0]
+    assert point["attrs"]["mcp.method.name"] == "tools/call"
+    assert point["explicitBounds"] == [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
+    assert sum(int(c) for c in point["bucketCounts"]) == int(point["count"])
+    assert 0 < point["sum"] < 10 * int(point["count"])
+
+    # Envoy merges histograms at its stats flush (every 5 s by default).
+    deadline = time.monotonic() + 15
+    count = 0
+    while count < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        text = httpx.get(f"http://127.0.0.1:{stack.admin}/stats/prometheus", timeout=2).text
+        lines = [line for line in text.splitlines()
+                 if line.startswith("mcp_trace_filter_mcp_server_operation_duration_ms_count")
+                 and 'gen_ai_tool_name="get_weather"' in line and 'mcp_method_name="tools_call"' in line]
+        count = sum(int(float(line.rsplit(" ", 1)[1])) for line in lines)
+    assert count >= 3, [line for line in text.splitlines() if "operation_duration" in line][:10]
+    assert 'le="10"' in text and 'le="300000"' in text

@@ -6,6 +6,7 @@
 use mcp_trace_filter::config::Config;
 use mcp_trace_filter::filter::{self, RequestFilter};
 use mcp_trace_filter::host::{abi, Action, Counter, Host, HostError, HostKind};
+use mcp_trace_filter::operation_metrics::{OperationAttributes, Side};
 use mcp_trace_filter::request_headers::RequestHeaders;
 use mcp_trace_filter::span::FinishedSpan;
 use std::cell::RefCell;
@@ -34,6 +35,8 @@ pub struct Record {
     pub spans: Vec<FinishedSpan>,
     /// Server OTLP bodies queued for forwarding (SEP-2448).
     pub forwarded: Vec<Vec<u8>>,
+    /// Operation durations recorded: (side, method, target, error type, seconds).
+    pub operations: Vec<(Side, String, Option<String>, Option<String>, f64)>,
     /// The host clock; every reading advances it by a millisecond.
     pub clock_unix_nanos: u64,
     /// Random bytes handed out so far (the source is a counter, so ids are predictable).
@@ -255,6 +258,16 @@ impl Host for TestHost {
 
     fn forward_server_spans(&mut self, body: Vec<u8>) {
         self.record.borrow_mut().forwarded.push(body);
+    }
+
+    fn record_operation(&mut self, side: Side, attributes: &OperationAttributes<'_>, seconds: f64) {
+        self.record.borrow_mut().operations.push((
+            side,
+            attributes.method.to_owned(),
+            attributes.target.map(str::to_owned),
+            attributes.error_type.map(str::to_owned),
+            seconds,
+        ));
     }
 }
 

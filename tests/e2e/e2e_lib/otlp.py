@@ -17,6 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from google.protobuf import json_format
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -106,6 +110,8 @@ class OtlpReceiver:
         self.requests = 0
         self.chunked_requests = 0
         self.json_requests = 0
+        # Every metrics export (POST /v1/metrics), strictly parsed, as protobuf's JSON dict.
+        self.metrics: list[dict[str, Any]] = []
         # How the receiver answers: a status other than 200 refuses the export (its spans are not
         # kept), and a delay holds every answer that long (a slow or hanging collector).
         self.answer_status = 200
@@ -154,6 +160,9 @@ class OtlpReceiver:
                         pass  # the sender gave up waiting (export timeout)
                     return
                 ctype = self.headers.get("Content-Type", "")
+                if self.path.startswith("/v1/metrics"):
+                    self._metrics(body, ctype)
+                    return
                 req = ExportTraceServiceRequest()
                 try:
                     if "json" in ctype:
@@ -186,6 +195,29 @@ class OtlpReceiver:
                     self.wfile.write(out)
                 except OSError:
                     pass  # the sender gave up waiting (export timeout)
+
+            def _metrics(self, body: bytes, ctype: str) -> None:
+                req = ExportMetricsServiceRequest()
+                try:
+                    if "json" in ctype:
+                        json_format.Parse(body, req, ignore_unknown_fields=False)
+                    else:
+                        req.ParseFromString(body)
+                except Exception as e:  # noqa: BLE001
+                    self.send_response(400)
+                    msg = str(e).encode()
+                    self.send_header("Content-Length", str(len(msg)))
+                    self.end_headers()
+                    self.wfile.write(msg)
+                    return
+                with receiver._lock:
+                    receiver.metrics.append(json_format.MessageToDict(req))
+                out = ExportMetricsServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
