@@ -347,22 +347,13 @@ fn parse_export(key: &str, value: &Value) -> Result<Export, ConfigError> {
     if export.authority.is_empty() {
         export.authority = export.upstream.clone();
     }
-    if export.queue_size < export.batch_size {
-        return Err(error(
-            "export.queue_size",
-            format!(
-                "must be at least `export.batch_size` ({}), got {}",
-                export.batch_size, export.queue_size
-            ),
-        ));
-    }
     Ok(export)
 }
 
 /// A non-empty string without control characters (it becomes a header or an OTLP value).
 fn expect_text<'v>(key: &str, value: &'v Value) -> Result<&'v str, ConfigError> {
     let text = expect_str(key, value)?;
-    if text.is_empty() || text.len() > 256 || text.chars().any(char::is_control) {
+    if text.is_empty() || text.chars().count() > 256 || text.chars().any(char::is_control) {
         return Err(error(
             key,
             "must be 1 to 256 characters without control characters",
@@ -412,7 +403,7 @@ fn parse_attributes(key: &str, value: &Value) -> Result<Vec<(String, String)>, C
     map.iter()
         .map(|(name, value)| {
             let member = format!("{key}.{name}");
-            if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
                 return Err(error(
                     &member,
                     "attribute names must be 1 to 256 characters",
