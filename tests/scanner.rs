@@ -1,7 +1,9 @@
 //! The MCP body scanner against hand-written bodies and generated JSON.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use mcp_trace_filter::mcp::{scan, Message, MetaText, MetaValue, NotMcp, RequestId, ScannedBody};
+use mcp_trace_filter::mcp::{
+    scan, Message, MetaLevel, MetaSite, MetaText, MetaValue, NotMcp, RequestId, ScannedBody,
+};
 use proptest::prelude::*;
 
 const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -230,7 +232,14 @@ fn anything_but_one_json_value_is_not_mcp() {
         scan(b"\t{}\r\n"),
         Ok(ScannedBody {
             batch: false,
-            messages: vec![Message::default()]
+            messages: vec![Message {
+                meta_site: MetaSite::Object {
+                    level: MetaLevel::Message,
+                    at: 2,
+                    empty: true
+                },
+                ..Message::default()
+            }]
         })
     );
 }

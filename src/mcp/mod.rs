@@ -2,8 +2,9 @@
 //!
 //! [`scan`] validates that the body is exactly one JSON value and, on the way, records the few
 //! fields the filter uses: `jsonrpc`, `method`, `id`, `params.name`, `params.uri`, the trace
-//! values and protocol version in `params._meta`, and on responses `error.code` and `result.isError`. Nothing else is decoded or stored, so large `arguments` cost only
-//! a validating skim and no allocation.
+//! values and protocol version in `params._meta`, where a member could be inserted into
+//! `params._meta`, and on responses `error.code` and `result.isError`. Nothing else is decoded
+//! or stored, so large `arguments` cost only a validating skim and no allocation.
 
 mod json;
 mod scanner;
@@ -54,10 +55,43 @@ pub struct Message {
     pub uri: Option<String>,
     /// `params._meta`.
     pub meta: Meta,
+    /// Where trace fields could be inserted into `params._meta` (see [`crate::meta_inject`]).
+    pub meta_site: MetaSite,
     /// `error`, on a response.
     pub error: Option<ResponseError>,
     /// `result`, on a response.
     pub result: Option<ResponseResult>,
+}
+
+/// Where a member can be inserted on the path `message → params → _meta`: the deepest of those
+/// objects that exists. Found by the scan so that injecting `_meta` needs no second parse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetaSite {
+    /// No safe place: `params` or `_meta` is duplicated (parsers disagree on which copy counts)
+    /// or is present but not an object (e.g. positional `params`, `"_meta": null`). Also the
+    /// default, so a `Message` not produced by the scan never allows an insertion.
+    #[default]
+    Unsafe,
+    /// The deepest existing object on the path.
+    Object {
+        /// Which object it is.
+        level: MetaLevel,
+        /// Byte offset just after its opening `{`.
+        at: usize,
+        /// It has no members (then an insertion needs no comma).
+        empty: bool,
+    },
+}
+
+/// An object on the path `message → params → _meta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MetaLevel {
+    /// The message itself: it has no `params`.
+    Message,
+    /// `params`: it has no `_meta`.
+    Params,
+    /// `params._meta`.
+    Meta,
 }
 
 /// A JSON-RPC error object.

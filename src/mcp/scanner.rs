@@ -6,8 +6,8 @@
 
 use super::json::{self, StringToken};
 use super::{
-    Message, Meta, MetaText, MetaValue, NotMcp, RequestId, ResponseError, ResponseResult,
-    ScannedBody,
+    Message, Meta, MetaLevel, MetaSite, MetaText, MetaValue, NotMcp, RequestId, ResponseError,
+    ResponseResult, ScannedBody,
 };
 
 /// What an object or array is, as far as the filter cares.
@@ -122,8 +122,8 @@ impl<F: FnMut(Message)> Scanner<'_, F> {
             // Read a value (or open a container) at `pos`.
             pos = json::skip_whitespace(self.bytes, pos);
             let opened = match *self.bytes.get(pos)? {
-                b'{' => Some(self.open(true, slot)),
-                b'[' => Some(self.open(false, slot)),
+                b'{' => Some(self.open(true, slot, pos + 1)),
+                b'[' => Some(self.open(false, slot, pos + 1)),
                 _ => None,
             };
             let mut closed_value = true;
@@ -132,6 +132,9 @@ impl<F: FnMut(Message)> Scanner<'_, F> {
                 let is_object = self.stack.last()?.is_object;
                 let closer = if is_object { b'}' } else { b']' };
                 if self.bytes.get(pos) == Some(&closer) {
+                    if matches!(role, Role::Message | Role::Params | Role::Meta) {
+                        self.mark_empty();
+                    }
                     self.close();
                     pos += 1;
                 } else if is_object {
@@ -180,21 +183,33 @@ impl<F: FnMut(Message)> Scanner<'_, F> {
     }
 
     /// Pushes a container for a value in `slot` and returns its role; resets the fields the
-    /// new container replaces (the last duplicate key wins).
-    fn open(&mut self, is_object: bool, slot: Slot) -> Role {
+    /// new container replaces (the last duplicate key wins). `inside` is the offset just after
+    /// the opening bracket; a site starts as non-empty until [`Self::mark_empty`] says otherwise.
+    fn open(&mut self, is_object: bool, slot: Slot, inside: usize) -> Role {
         let role = match (is_object, slot) {
             (true, Slot::Message) => {
-                self.current = Some(Message::default());
+                self.current = Some(Message {
+                    meta_site: MetaSite::Object {
+                        level: MetaLevel::Message,
+                        at: inside,
+                        empty: false,
+                    },
+                    ..Message::default()
+                });
                 Role::Message
             }
             (false, Slot::Ignored) if self.stack.is_empty() => Role::Batch,
             (true, Slot::Params) => {
-                self.record(slot, Scalar::Other);
+                if let Some(message) = self.current.as_mut() {
+                    reset_params(message);
+                    message.meta_site = descend(message.meta_site, MetaLevel::Params, inside);
+                }
                 Role::Params
             }
             (true, Slot::Meta) => {
                 if let Some(message) = self.current.as_mut() {
                     message.meta = Meta::default();
+                    message.meta_site = descend(message.meta_site, MetaLevel::Meta, inside);
                 }
                 Role::Meta
             }
@@ -213,6 +228,19 @@ impl<F: FnMut(Message)> Scanner<'_, F> {
         };
         self.stack.push(Frame { is_object, role });
         role
+    }
+
+    /// Called when a message, `params` or `_meta` object just opened closes right away: if it
+    /// is the site (it is unless the site is unsafe), the site is empty. Only then, so the scan
+    /// of members pays nothing for it.
+    fn mark_empty(&mut self) {
+        if let Some(Message {
+            meta_site: MetaSite::Object { empty, .. },
+            ..
+        }) = self.current.as_mut()
+        {
+            *empty = true;
+        }
     }
 
     /// Pops the innermost container; a closed message goes to the visitor.
@@ -327,16 +355,17 @@ impl<F: FnMut(Message)> Scanner<'_, F> {
                     Scalar::True | Scalar::Other => None,
                 }
             }
+            // Not an object (objects are handled in `open`): nowhere to insert.
             Slot::Params => {
-                message.name = None;
-                message.uri = None;
-                message.meta = Meta::default();
+                reset_params(message);
+                message.meta_site = MetaSite::Unsafe;
             }
             Slot::Meta => {
                 message.meta = Meta {
                     not_an_object: true,
                     ..Meta::default()
-                }
+                };
+                message.meta_site = MetaSite::Unsafe;
             }
             Slot::TraceParent => message.meta.traceparent = Some(meta_value(bytes, &value)),
             Slot::TraceState => message.meta.tracestate = Some(meta_value(bytes, &value)),
@@ -364,6 +393,34 @@ impl<F: FnMut(Message)> Scanner<'_, F> {
             }
             Slot::Ignored | Slot::Message => {}
         }
+    }
+}
+
+/// Forgets what an earlier `params` recorded (the last duplicate wins).
+fn reset_params(message: &mut Message) {
+    message.name = None;
+    message.uri = None;
+    message.meta = Meta::default();
+}
+
+/// The site after an object opens at `level` (`Params` or `_meta`): it is the new site only if
+/// the site so far is its parent, i.e. this is the first copy of its key. A second `params` or
+/// `_meta` finds the site at its own level or deeper (or already unsafe) and makes it unsafe
+/// for good.
+fn descend(site: MetaSite, level: MetaLevel, at: usize) -> MetaSite {
+    let parent = match level {
+        MetaLevel::Meta => MetaLevel::Params,
+        MetaLevel::Params | MetaLevel::Message => MetaLevel::Message,
+    };
+    match site {
+        MetaSite::Object { level: current, .. } if current == parent && level != parent => {
+            MetaSite::Object {
+                level,
+                at,
+                empty: false,
+            }
+        }
+        _ => MetaSite::Unsafe,
     }
 }
 
