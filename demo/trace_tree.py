@@ -36,7 +36,9 @@ def load(path: Path, trace_id: str) -> list[dict[str, Any]]:
 
 
 def chain(spans: list[dict[str, Any]], services: tuple[str, str, str]) -> list[dict[str, Any]] | None:
-    """(client span, gateway span, server span), each the parent of the next, or None."""
+    """(client span, gateway span, server span), each the parent of the next, or None. The gateway
+    may be more than one span (the own-span mode's SERVER span and its CLIENT child): the client
+    span is the parent of the outermost one."""
     by_id = {s["span_id"]: s for s in spans}
     client_svc, gateway_svc, server_svc = services
     for server in spans:
@@ -45,9 +47,12 @@ def chain(spans: list[dict[str, Any]], services: tuple[str, str, str]) -> list[d
         gateway = by_id.get(server["parent_span_id"])
         if not gateway or gateway["service"] != gateway_svc:
             continue
-        client = by_id.get(gateway["parent_span_id"])
+        outermost = gateway
+        while (parent := by_id.get(outermost["parent_span_id"])) and parent["service"] == gateway_svc:
+            outermost = parent
+        client = by_id.get(outermost["parent_span_id"])
         if client and client["service"] == client_svc:
-            return [client, gateway, server]
+            return [client, outermost, server]
     return None
 
 

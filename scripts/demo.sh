@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The demo, end to end on this machine (127.0.0.1 only, no Docker), with distributed tracing:
+#   scripts/demo.sh [own-span|traced]     (default own-span)
 #   MCP SDK client, service "agent" (OpenTelemetry on, context only in params._meta)
-#     -> Envoy 127.0.0.1:10000 with mcp-trace-filter (envoy/traced.yaml: lift, traced stage, upstream sync)
+#     -> Envoy 127.0.0.1:10000 with mcp-trace-filter, either
+#          own-span: envoy/own-span.yaml, one listener, the filter makes and exports the gateway spans
+#          traced:   envoy/traced.yaml, Envoy's tracer in a two-stage chain with an upstream sync
 #     -> MCP SDK server 127.0.0.1:8000, service "weather-mcp-server" (prints the trace headers it received)
 #   all three export OTLP/HTTP to a small receiver on 127.0.0.1:4318 (demo/otlp_receiver.py),
 #   and the demo prints the resulting trace as a tree: agent -> mcp-gateway -> weather-mcp-server.
@@ -9,6 +12,12 @@
 # Exit status non-zero if the call fails or the trace is not client -> gateway -> server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode=${1:-own-span}
+case "$mode" in
+  own-span | traced) ;;
+  *) echo "usage: scripts/demo.sh [own-span|traced]" >&2; exit 2 ;;
+esac
 
 bash scripts/setup.sh
 bash scripts/build.sh
@@ -66,16 +75,21 @@ echo "== starting the MCP server (127.0.0.1:8000, service weather-mcp-server)"
 pids+=("$!")
 wait_port 8000 "$!" "MCP server" "$run/server.log"
 
-# envoy/traced.yaml as shipped, plus a runtime layer so Envoy exports spans every 200 ms (default 5 s).
-# Envoy runs from the repository root, so the config's relative wasm path stays valid.
-grep -q '^layered_runtime:' envoy/traced.yaml && { echo "demo: envoy/traced.yaml already has a layered_runtime" >&2; exit 1; }
-{
-  cat envoy/traced.yaml
-  printf '\nlayered_runtime:\n  layers:\n  - name: demo_static\n    static_layer:\n      tracing.opentelemetry.flush_interval_ms: 200\n'
-} > "$run/traced.yaml"
+if [ "$mode" = traced ]; then
+  # envoy/traced.yaml as shipped, plus a runtime layer so Envoy exports spans every 200 ms (default 5 s).
+  # Envoy runs from the repository root, so the config's relative wasm path stays valid.
+  grep -q '^layered_runtime:' envoy/traced.yaml && { echo "demo: envoy/traced.yaml already has a layered_runtime" >&2; exit 1; }
+  {
+    cat envoy/traced.yaml
+    printf '\nlayered_runtime:\n  layers:\n  - name: demo_static\n    static_layer:\n      tracing.opentelemetry.flush_interval_ms: 200\n'
+  } > "$run/envoy.yaml"
+else
+  # envoy/own-span.yaml as shipped: the filter exports its spans itself (every second).
+  cp envoy/own-span.yaml "$run/envoy.yaml"
+fi
 
-echo "== starting Envoy with the filter (envoy/traced.yaml; listener 127.0.0.1:10000, admin 127.0.0.1:9901)"
-.venv/bin/envoy -c "$run/traced.yaml" --disable-hot-restart --log-level warning > "$run/envoy.log" 2>&1 &
+echo "== starting Envoy with the filter (envoy/$mode.yaml; listener 127.0.0.1:10000, admin 127.0.0.1:9901)"
+.venv/bin/envoy -c "$run/envoy.yaml" --disable-hot-restart --log-level warning > "$run/envoy.log" 2>&1 &
 pids+=("$!")
 wait_port 10000 "$!" "Envoy" "$run/envoy.log"
 

@@ -6,6 +6,7 @@
 //! carry is bounded.
 
 use crate::mcp::{scan_each, Message, RequestId};
+use crate::semconv;
 
 /// The outcome of a JSON-RPC request as seen in its response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +26,7 @@ impl ResponseOutcome {
             return ResponseOutcome {
                 error_type: Some(code.clone()),
                 status_code: Some(code),
-                error_message: None,
+                error_message: error.message.as_deref().map(semconv::sanitized),
             };
         }
         let tool_error = message.result.as_ref().is_some_and(|r| r.is_error);

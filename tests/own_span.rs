@@ -93,10 +93,7 @@ fn the_backend_continues_the_gateway_span_in_header_and_body_on_every_host() {
         assert_eq!(upstream, Some((TRACE, server.span_id, 0x03)), "{kind:?}");
         assert_eq!(record.header("tracestate"), Some("vendor=1"));
         let sent = String::from_utf8_lossy(&record.body).into_owned();
-        let expected = body.replace(
-            CLIENT_TP,
-            &record.header("traceparent").unwrap_or_default().to_owned(),
-        );
+        let expected = body.replace(CLIENT_TP, record.header("traceparent").unwrap_or_default());
         assert_eq!(
             sent, expected,
             "{kind:?}: only _meta.traceparent changes, in place"
@@ -325,15 +322,20 @@ fn durations_are_recorded_for_every_request_sampled_or_not() {
         let exchange = run(HostKind::NgxWasm, config(r#","client_span":true"#), request);
         let record = exchange.record.borrow();
         assert_eq!(record.spans.len(), exported);
-        let sides: Vec<Side> = record.operations.iter().map(|o| o.0).collect();
+        let sides: Vec<Side> = record.operations.iter().map(|o| o.side).collect();
         assert_eq!(sides, vec![Side::Server, Side::Client], "{flags}");
-        let (_, method, target, error_type, seconds) = &record.operations[0];
-        assert_eq!(method, "tools/call");
-        assert_eq!(target.as_deref(), Some("get_weather"));
-        assert_eq!(error_type.as_deref(), Some("tool_error"));
-        assert!(*seconds > 0.0 && *seconds < 1.0, "{seconds}");
+        let server = &record.operations[0];
+        assert_eq!(server.method, "tools/call");
+        assert_eq!(server.target.as_deref(), Some("get_weather"));
+        assert_eq!(server.error_type.as_deref(), Some("tool_error"));
         assert!(
-            record.operations[1].4 <= *seconds,
+            server.seconds > 0.0 && server.seconds < 1.0,
+            "{}",
+            server.seconds
+        );
+        let client = &record.operations[1];
+        assert!(
+            client.seconds <= server.seconds,
             "the backend call is inside the operation"
         );
     }
@@ -353,4 +355,60 @@ fn the_shipped_own_span_config_labels_the_histograms_the_filter_defines() {
             "{regex} missing from envoy/own-span.yaml"
         );
     }
+}
+
+#[test]
+fn a_header_only_request_gets_the_gateway_context_injected_into_meta_on_every_host() {
+    for kind in HOSTS {
+        for (body, at) in [
+            (tool_call(""), "params"),
+            (
+                r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#.to_owned(),
+                "message",
+            ),
+            (tool_call(r#","_meta":{"progressToken":1}"#), "_meta"),
+        ] {
+            let length = body.len().to_string();
+            let request = Request::post(body.as_bytes())
+                .header("content-length", &length)
+                .header("traceparent", HEADER_TP)
+                .header("tracestate", "h=1")
+                .header("baggage", "user=alice")
+                .respond(vec![(":status", "200"), JSON], vec![OK_RESULT]);
+            let exchange = run(kind, config(r#","inject_meta":true"#), request);
+            let record = exchange.record.borrow();
+            let sent: serde_json::Value = serde_json::from_slice(&record.body).unwrap_or_default();
+            let meta = &sent["params"]["_meta"];
+            let upstream = record.header("traceparent").unwrap_or_default().to_owned();
+            assert_eq!(meta["traceparent"], upstream.as_str(), "{kind:?} {at}");
+            assert_eq!(meta["tracestate"], "h=1", "{kind:?} {at}");
+            assert_eq!(meta["baggage"], "user=alice", "{kind:?} {at}");
+            assert_eq!(
+                record.header("content-length"),
+                Some(record.body.len().to_string().as_str()),
+                "{kind:?} {at}"
+            );
+            assert_eq!(record.counter(Counter::MetaInjected), 1);
+            assert_eq!(record.spans[0].parent_span_id, Some([0x22; 8]));
+        }
+    }
+}
+
+#[test]
+fn injection_is_opt_in_and_never_duplicates_a_key() {
+    let body = tool_call("");
+    let request = Request::post(body.as_bytes())
+        .header("traceparent", HEADER_TP)
+        .respond(vec![(":status", "200"), JSON], vec![OK_RESULT]);
+    let exchange = run(HostKind::Envoy, config(""), request);
+    assert_eq!(exchange.record.borrow().body, body.as_bytes());
+    // An unusable `_meta.traceparent` is not duplicated: the body passes as it came.
+    let body = tool_call(r#","_meta":{"traceparent":42}"#);
+    let request = Request::post(body.as_bytes())
+        .header("traceparent", HEADER_TP)
+        .respond(vec![(":status", "200"), JSON], vec![OK_RESULT]);
+    let exchange = run(HostKind::Envoy, config(r#","inject_meta":true"#), request);
+    let record = exchange.record.borrow();
+    assert_eq!(record.body, body.as_bytes());
+    assert_eq!(record.counter(Counter::MetaInjected), 0);
 }

@@ -31,13 +31,15 @@ fn watch_within(limit: usize, content_type: &str, chunks: &[&[u8]]) -> Option<Re
     found
 }
 
-fn error(code: &str) -> Option<ResponseOutcome> {
+fn error(code: &str, message: Option<&str>) -> Option<ResponseOutcome> {
     Some(ResponseOutcome {
         error_type: Some(code.to_string()),
         status_code: Some(code.to_string()),
-        error_message: None,
+        error_message: message.map(str::to_owned),
     })
 }
+
+const UNKNOWN_TOOL: Option<&str> = Some("Unknown tool: nope");
 
 fn tool_error() -> Option<ResponseOutcome> {
     Some(ResponseOutcome {
@@ -63,14 +65,20 @@ const SUCCESS_BODY: &[u8] = br#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"
 
 #[test]
 fn json_responses() {
-    assert_eq!(watch("application/json", &[ERROR_BODY]), error("-32602"));
+    assert_eq!(
+        watch("application/json", &[ERROR_BODY]),
+        error("-32602", UNKNOWN_TOOL)
+    );
     assert_eq!(
         watch("application/json; charset=utf-8", &[TOOL_ERROR_BODY]),
         tool_error()
     );
     assert_eq!(watch("Application/JSON", &[SUCCESS_BODY]), success());
     let (a, b) = ERROR_BODY.split_at(20);
-    assert_eq!(watch("application/json", &[a, b, b""]), error("-32602"));
+    assert_eq!(
+        watch("application/json", &[a, b, b""]),
+        error("-32602", UNKNOWN_TOOL)
+    );
 }
 
 #[test]
@@ -112,7 +120,7 @@ fn event_streams_find_the_response_among_other_events() {
         let stream = sse(&[progress, server_request, ERROR_BODY], newline);
         assert_eq!(
             watch("text/event-stream", &[&stream]),
-            error("-32602"),
+            error("-32602", UNKNOWN_TOOL),
             "{newline:?}"
         );
         let stream = sse(&[TOOL_ERROR_BODY], newline);
@@ -123,7 +131,7 @@ fn event_streams_find_the_response_among_other_events() {
 #[test]
 fn multi_line_data_and_a_missing_final_blank_line() {
     let stream = b"data: {\"jsonrpc\":\"2.0\",\ndata: \"id\":7,\"error\":{\"code\":-32000}}";
-    assert_eq!(watch("text/event-stream", &[stream]), error("-32000"));
+    assert_eq!(watch("text/event-stream", &[stream]), error("-32000", None));
     let no_space = b"id: 1\ndata:{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n";
     assert_eq!(watch("text/event-stream", &[no_space]), success());
 }
@@ -149,7 +157,7 @@ fn an_event_over_the_limit_is_skipped_but_later_ones_are_read() {
             let chunks: Vec<&[u8]> = stream.chunks(piece).collect();
             assert_eq!(
                 watch_within(SMALL, "text/event-stream", &chunks),
-                error("-32602"),
+                error("-32602", UNKNOWN_TOOL),
                 "{newline:?}, pieces of {piece}"
             );
         }
@@ -171,7 +179,7 @@ fn an_event_over_the_limit_is_skipped_but_later_ones_are_read() {
         split.extend_from_slice(&sse(&[ERROR_BODY], newline));
         assert_eq!(
             watch_within(SMALL, "text/event-stream", &[&split]),
-            error("-32602"),
+            error("-32602", UNKNOWN_TOOL),
             "{newline:?}, many data lines"
         );
         assert_eq!(
@@ -188,7 +196,7 @@ fn an_event_over_the_limit_is_skipped_but_later_ones_are_read() {
     assert_eq!(watch_within(16, "application/json", &[ERROR_BODY]), None);
     assert_eq!(
         watch_within(ERROR_BODY.len(), "application/json", &[ERROR_BODY]),
-        error("-32602")
+        error("-32602", UNKNOWN_TOOL)
     );
 }
 

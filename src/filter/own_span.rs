@@ -6,10 +6,12 @@
 use crate::body_sync;
 use crate::config::{Config, OwnSpan};
 use crate::digest::Digest;
+use crate::host::Counter;
 use crate::host::Host;
 use crate::mcp::RequestId;
+use crate::meta_inject::{self, TraceFields};
 use crate::operation_metrics::{OperationAttributes, Side};
-use crate::plan::{ArrivedHeaders, HeaderChange, TRACEPARENT, TRACESTATE};
+use crate::plan::{ArrivedHeaders, HeaderChange, BAGGAGE, TRACEPARENT, TRACESTATE};
 use crate::request_headers::RequestHeaders;
 use crate::response::{ResponseOutcome, ResponseWatcher};
 use crate::semconv::{self, TransportHeaders};
@@ -90,7 +92,29 @@ impl SpanInProgress {
             None => {}
         }
         let mut edited = body.to_vec();
-        let body = body_sync::sync_traceparent(&mut edited, digest, &upstream).then_some(edited);
+        let body = if body_sync::sync_traceparent(&mut edited, digest, &upstream) {
+            Some(edited)
+        } else if own.inject_meta && digest.context_ranges.is_empty() {
+            let baggage = planned_baggage(changes).or(arrived.baggage);
+            // Only keys `_meta` lacks: a present `traceparent` (unusable, since none was
+            // lifted) refuses the insertion; a present `tracestate` or `baggage` stays.
+            let meta = &request.meta;
+            let fields = TraceFields {
+                traceparent: Some(upstream.as_str()),
+                tracestate: spans
+                    .trace_state
+                    .as_deref()
+                    .filter(|_| meta.tracestate.is_none()),
+                baggage: baggage.filter(|b| !b.is_empty() && meta.baggage.is_none()),
+            };
+            let injected = meta_inject::inject(body, request, &fields);
+            if injected.is_some() {
+                host.count(Counter::MetaInjected, 1);
+            }
+            injected
+        } else {
+            None
+        };
 
         self.facts.name = described.name;
         self.facts.attributes = described
@@ -289,6 +313,14 @@ fn same_span(a: &TraceParent, b: &TraceParent) -> bool {
 /// A valid `tracestate`, cut to what the filter forwards.
 fn bounded_state(text: &str) -> Option<String> {
     TraceState::parse(text)?.to_bounded_header_value(MAX_FORWARDED_LEN)
+}
+
+/// The `baggage` the plan gives the upstream request, if it sets one.
+fn planned_baggage(changes: &[HeaderChange]) -> Option<&str> {
+    changes.iter().find_map(|change| match change {
+        HeaderChange::Set(name, value) if *name == BAGGAGE => Some(value.as_str()),
+        _ => None,
+    })
 }
 
 fn touches_context(change: &HeaderChange) -> bool {

@@ -99,6 +99,8 @@ pub enum MetaLevel {
 pub struct ResponseError {
     /// `code` exactly as written, when it is a number.
     pub code: Option<String>,
+    /// `message`, when it is a string (the span status description).
+    pub message: Option<String>,
 }
 
 /// A JSON-RPC result object.

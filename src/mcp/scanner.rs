@@ -46,6 +46,7 @@ enum Slot {
     ProtocolVersion,
     Error,
     ErrorCode,
+    ErrorMessage,
     Result,
     IsError,
     /// A value that is a JSON-RPC message when it is an object: the top-level value or an
@@ -297,6 +298,7 @@ impl<F: FnMut(Message)> Scanner<'_, F> {
             (Role::Message, b"error") => Slot::Error,
             (Role::Message, b"result") => Slot::Result,
             (Role::Error, b"code") => Slot::ErrorCode,
+            (Role::Error, b"message") => Slot::ErrorMessage,
             (Role::Result, b"isError") => Slot::IsError,
             (Role::Params, b"name") => Slot::Name,
             (Role::Params, b"uri") => Slot::Uri,
@@ -381,6 +383,11 @@ impl<F: FnMut(Message)> Scanner<'_, F> {
                         Scalar::Number(start, end) => ascii(bytes, start, end).map(str::to_owned),
                         _ => None,
                     };
+                }
+            }
+            Slot::ErrorMessage => {
+                if let Some(error) = &mut message.error {
+                    error.message = decode(&value);
                 }
             }
             Slot::Result => {

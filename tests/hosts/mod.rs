@@ -35,8 +35,8 @@ pub struct Record {
     pub spans: Vec<FinishedSpan>,
     /// Server OTLP bodies queued for forwarding (SEP-2448).
     pub forwarded: Vec<Vec<u8>>,
-    /// Operation durations recorded: (side, method, target, error type, seconds).
-    pub operations: Vec<(Side, String, Option<String>, Option<String>, f64)>,
+    /// Operation durations recorded.
+    pub operations: Vec<Operation>,
     /// The host clock; every reading advances it by a millisecond.
     pub clock_unix_nanos: u64,
     /// Random bytes handed out so far (the source is a counter, so ids are predictable).
@@ -63,6 +63,16 @@ impl Record {
     pub fn counter(&self, counter: Counter) -> u64 {
         self.counters.get(counter.name()).copied().unwrap_or(0)
     }
+}
+
+/// One recorded operation duration.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub side: Side,
+    pub method: String,
+    pub target: Option<String>,
+    pub error_type: Option<String>,
+    pub seconds: f64,
 }
 
 /// A host of one kind, over a shared [`Record`].
@@ -261,13 +271,13 @@ impl Host for TestHost {
     }
 
     fn record_operation(&mut self, side: Side, attributes: &OperationAttributes<'_>, seconds: f64) {
-        self.record.borrow_mut().operations.push((
+        self.record.borrow_mut().operations.push(Operation {
             side,
-            attributes.method.to_owned(),
-            attributes.target.map(str::to_owned),
-            attributes.error_type.map(str::to_owned),
+            method: attributes.method.to_owned(),
+            target: attributes.target.map(str::to_owned),
+            error_type: attributes.error_type.map(str::to_owned),
             seconds,
-        ));
+        });
     }
 }
 
