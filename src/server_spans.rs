@@ -1013,3 +1013,26 @@ fn handle_event(
     }
     Some(out)
 }
+
+/// Whether every span of an OTLP/JSON `payload` belongs to the trace `trace_id` (32 lowercase
+/// hex digits). SEP-2448 tells a receiver to check the lineage of returned spans: a server
+/// must not be able to write spans of other traces into the gateway's collector.
+pub fn spans_in_trace(payload: &[u8], trace_id: &str) -> bool {
+    let Ok(document) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return false;
+    };
+    let Some(resource_spans) = document.get("resourceSpans").and_then(|v| v.as_array()) else {
+        return false;
+    };
+    let mut spans = resource_spans
+        .iter()
+        .filter_map(|r| r.get("scopeSpans").and_then(|v| v.as_array()))
+        .flatten()
+        .filter_map(|s| s.get("spans").and_then(|v| v.as_array()))
+        .flatten()
+        .peekable();
+    if spans.peek().is_none() {
+        return false;
+    }
+    spans.all(|span| span.get("traceId").and_then(|v| v.as_str()) == Some(trace_id))
+}

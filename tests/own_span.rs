@@ -412,3 +412,119 @@ fn injection_is_opt_in_and_never_duplicates_a_key() {
     assert_eq!(record.body, body.as_bytes());
     assert_eq!(record.counter(Counter::MetaInjected), 0);
 }
+
+/// A tools/call result carrying server spans of `trace` (SEP-2448).
+fn with_server_spans(trace: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":7,"result":{{"content":[],"_meta":{{"progress":1,"otel":{{"traces":{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"{trace}","spanId":"00f067aa0ba902b7","name":"tool"}}]}}]}}]}}}}}}}}}}"#
+    )
+}
+
+const CLIENT_TRACE_HEX: &str = "0af7651916cd43dd8448eb211c80319c";
+
+#[test]
+fn server_spans_pass_untouched_by_default_and_are_forwarded_or_stripped_when_asked() {
+    let response = with_server_spans(CLIENT_TRACE_HEX);
+    let (head, tail) = response.as_bytes().split_at(40);
+    let length = response.len().to_string();
+    for (mode, forwarded, stripped) in [
+        ("pass", 0, false),
+        ("forward", 1, false),
+        ("strip", 0, true),
+        ("forward_and_strip", 1, true),
+    ] {
+        let body = with_traceparent(CLIENT_TP);
+        let request = Request::post(body.as_bytes()).respond(
+            vec![(":status", "200"), JSON, ("content-length", &length)],
+            vec![head, tail],
+        );
+        let extra = format!(r#","server_spans":"{mode}""#);
+        let exchange = run(HostKind::Envoy, config(&extra), request);
+        let record = exchange.record.borrow();
+        assert_eq!(record.forwarded.len(), forwarded, "{mode}");
+        let received: serde_json::Value =
+            serde_json::from_slice(&record.response_body).unwrap_or_default();
+        assert_eq!(
+            received["result"]["_meta"]["progress"], 1,
+            "{mode}: other _meta stays"
+        );
+        assert_eq!(
+            received["result"]["_meta"]["otel"].is_null(),
+            stripped,
+            "{mode}"
+        );
+        assert_eq!(
+            record.response_header("content-length").is_none(),
+            stripped,
+            "{mode}"
+        );
+        assert_eq!(
+            record.counter(Counter::ServerSpansStripped),
+            u64::from(stripped)
+        );
+        if !stripped {
+            assert_eq!(
+                record.response_body,
+                response.as_bytes(),
+                "{mode}: byte for byte"
+            );
+        }
+        assert_eq!(record.spans.len(), 1, "{mode}: the gateway span still ends");
+    }
+}
+
+#[test]
+fn server_spans_of_another_trace_are_never_forwarded() {
+    let response = with_server_spans("11111111111111111111111111111111");
+    let body = with_traceparent(CLIENT_TP);
+    let request = Request::post(body.as_bytes())
+        .respond(vec![(":status", "200"), JSON], vec![response.as_bytes()]);
+    let exchange = run(
+        HostKind::Envoy,
+        config(r#","server_spans":"forward""#),
+        request,
+    );
+    let record = exchange.record.borrow();
+    assert!(record.forwarded.is_empty());
+    assert_eq!(record.counter(Counter::SpansDropped), 1);
+}
+
+#[test]
+fn server_spans_in_an_event_stream_are_stripped_event_by_event() {
+    let event = format!(
+        "event: message\ndata: {}\n\n",
+        with_server_spans(CLIENT_TRACE_HEX)
+    );
+    let (head, tail) = event.as_bytes().split_at(event.len() / 2);
+    let body = with_traceparent(CLIENT_TP);
+    let request = Request::post(body.as_bytes()).respond(
+        vec![(":status", "200"), ("content-type", "text/event-stream")],
+        vec![head, tail],
+    );
+    let exchange = run(
+        HostKind::Envoy,
+        config(r#","server_spans":"forward_and_strip""#),
+        request,
+    );
+    let record = exchange.record.borrow();
+    let received = String::from_utf8_lossy(&record.response_body).into_owned();
+    assert!(received.starts_with("event: message\ndata: "), "{received}");
+    assert!(!received.contains("otel"), "{received}");
+    assert_eq!(record.forwarded.len(), 1);
+}
+
+#[test]
+fn ngx_never_holds_a_response_for_server_spans() {
+    let response = with_server_spans(CLIENT_TRACE_HEX);
+    let body = with_traceparent(CLIENT_TP);
+    let request = Request::post(body.as_bytes())
+        .respond(vec![(":status", "200"), JSON], vec![response.as_bytes()]);
+    let exchange = run(
+        HostKind::NgxWasm,
+        config(r#","server_spans":"strip""#),
+        request,
+    );
+    let record = exchange.record.borrow();
+    assert_eq!(record.response_body, response.as_bytes());
+    assert_eq!(record.spans.len(), 1);
+}

@@ -251,7 +251,7 @@ impl<H: Host> RequestFilter for GatewayRequest<H> {
 
     fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
         if let Some(spans) = self.own_span.as_mut() {
-            spans.response_headers(&mut self.host, &self.config, end_of_stream);
+            spans.response_headers(&mut self.host, &self.config, self.kind, end_of_stream);
         }
         let Some(request_id) = self.request_id.take() else {
             return Action::Continue;
@@ -270,7 +270,7 @@ impl<H: Host> RequestFilter for GatewayRequest<H> {
 
     fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if let Some(spans) = self.own_span.as_mut() {
-            spans.response_body(&mut self.host, body_size, end_of_stream);
+            return spans.response_body(&mut self.host, body_size, end_of_stream);
         }
         let Some(watcher) = self.watcher.as_mut() else {
             return Action::Continue;

@@ -7,7 +7,7 @@ use crate::body_sync;
 use crate::config::{Config, OwnSpan};
 use crate::digest::Digest;
 use crate::host::Counter;
-use crate::host::Host;
+use crate::host::{Action, Host, HostKind};
 use crate::mcp::RequestId;
 use crate::meta_inject::{self, TraceFields};
 use crate::operation_metrics::{OperationAttributes, Side};
@@ -15,6 +15,7 @@ use crate::plan::{ArrivedHeaders, HeaderChange, BAGGAGE, TRACEPARENT, TRACESTATE
 use crate::request_headers::RequestHeaders;
 use crate::response::{ResponseOutcome, ResponseWatcher};
 use crate::semconv::{self, TransportHeaders};
+use crate::server_spans::{self, Action as PassbackAction, PassbackFilter, PassbackOptions};
 use crate::span::{self, ArrivedContext, FreshIds, GatewaySpans, SpanFacts, Value};
 use crate::trace_context::tracestate::MAX_FORWARDED_LEN;
 use crate::trace_context::{TraceParent, TraceState};
@@ -30,6 +31,8 @@ pub struct SpanInProgress {
     watcher: Option<ResponseWatcher>,
     http_status: Option<u16>,
     outcome: Option<ResponseOutcome>,
+    /// SEP-2448: forwards and/or strips server spans in the response.
+    passback: Option<PassbackFilter>,
     finished: bool,
 }
 
@@ -131,7 +134,13 @@ impl SpanInProgress {
     }
 
     /// The response started: its status, and a watcher for the JSON-RPC outcome.
-    pub fn response_headers(&mut self, host: &mut impl Host, config: &Config, end_of_stream: bool) {
+    pub fn response_headers(
+        &mut self,
+        host: &mut impl Host,
+        config: &Config,
+        kind: HostKind,
+        end_of_stream: bool,
+    ) {
         if self.spans.is_none() {
             return;
         }
@@ -148,20 +157,82 @@ impl SpanInProgress {
             self.request_id.clone(),
             config.max_body_bytes,
         );
+        let wanted = config.own_span.as_ref().map(|own| own.server_spans);
+        if let Some(wanted) = wanted.filter(|w| w.forward || w.strip) {
+            if kind.buffers_response_body() {
+                let options = PassbackOptions {
+                    forward: wanted.forward,
+                    strip: wanted.strip,
+                };
+                // Half the body limit: the host's own response buffer (Envoy: the connection's
+                // buffer limit, 1 MiB by default) must never be the one that overflows.
+                let limit = config.max_body_bytes / 2;
+                let passback = PassbackFilter::new(content_type.as_deref(), options, limit);
+                if passback.is_active() {
+                    // A stripped body is shorter than its declared length.
+                    if options.strip {
+                        let _ = host.remove_response_header("content-length");
+                    }
+                    self.passback = Some(passback);
+                }
+            }
+        }
     }
 
-    /// A response chunk passed: look for the outcome; the span ends with the stream.
-    pub fn response_body(&mut self, host: &mut impl Host, body_size: usize, end_of_stream: bool) {
-        if let Some(watcher) = self.watcher.as_mut() {
+    /// A response chunk passed: look for the outcome (and server spans, holding the body
+    /// while an SEP-2448 decision needs more of it); the span ends with the stream.
+    pub fn response_body(
+        &mut self,
+        host: &mut impl Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        let mut action = Action::Continue;
+        if self.watcher.is_some() || self.passback.is_some() {
             let chunk = host.response_body(body_size).unwrap_or_default();
-            if let Some(outcome) = watcher.feed(&chunk, end_of_stream) {
-                self.outcome = Some(outcome);
-                self.watcher = None;
+            if let Some(passback) = self.passback.as_mut() {
+                let step = passback.on_body(&chunk, end_of_stream);
+                let trace_id = self.spans.as_ref().map(|spans| hex(&spans.trace_id));
+                for payload in step.payloads {
+                    // Only spans of this request's trace; others are dropped, counted.
+                    match &trace_id {
+                        Some(id) if server_spans::spans_in_trace(&payload, id) => {
+                            host.forward_server_spans(payload);
+                        }
+                        _ => host.count(Counter::SpansDropped, 1),
+                    }
+                }
+                match step.action {
+                    PassbackAction::Wait => action = Action::Pause,
+                    PassbackAction::Pass => {}
+                    PassbackAction::Replace(body) => {
+                        match host.replace_response_body(chunk.len(), &body) {
+                            Ok(()) => host.count(Counter::ServerSpansStripped, 1),
+                            Err(error) => host.log(
+                                log::Level::Warn,
+                                &format!(
+                                    "mcp-trace-filter: could not strip server spans: host status {}",
+                                    error.0
+                                ),
+                            ),
+                        }
+                    }
+                }
+            }
+            // Held bytes come again with the next callback: watch them once, when they go on.
+            if action == Action::Continue {
+                if let Some(watcher) = self.watcher.as_mut() {
+                    if let Some(outcome) = watcher.feed(&chunk, end_of_stream) {
+                        self.outcome = Some(outcome);
+                        self.watcher = None;
+                    }
+                }
             }
         }
         if end_of_stream {
             self.finish(host);
         }
+        action
     }
 
     /// Ends the spans (once): records the operation's duration, and hands the spans to the
@@ -375,4 +446,8 @@ fn server_side_attributes(
         }
     }
     attributes
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -514,6 +514,11 @@ impl Host for ProxyWasmHost {
         property(path).and_then(|bytes| String::from_utf8(bytes).ok())
     }
 
+    fn remove_response_header(&mut self, name: &str) -> Result<(), HostError> {
+        // SAFETY: pointers are valid for the duration of the call.
+        check(unsafe { proxy_remove_header_map_value(RESPONSE_HEADERS, name.as_ptr(), name.len()) })
+    }
+
     fn replace_response_body(&mut self, current_size: usize, body: &[u8]) -> Result<(), HostError> {
         replace_response_body(current_size, body)
     }

@@ -12,8 +12,8 @@ pub mod hostcalls;
 #[cfg(target_arch = "wasm32")]
 pub mod logger;
 
-use crate::request_headers::RequestHeaders;
 use crate::operation_metrics::{OperationAttributes, Side};
+use crate::request_headers::RequestHeaders;
 use crate::span::FinishedSpan;
 
 /// What a callback tells the host.
@@ -144,6 +144,8 @@ pub trait Host {
     fn fill_random(&mut self, bytes: &mut [u8]);
     /// A stream property such as `source.address`, as text.
     fn property(&mut self, path: &[&str]) -> Option<String>;
+    /// Removes a response header (before the response headers go on).
+    fn remove_response_header(&mut self, name: &str) -> Result<(), HostError>;
     /// Replaces the whole buffered response body (`current_size` bytes) with `body`.
     fn replace_response_body(&mut self, current_size: usize, body: &[u8]) -> Result<(), HostError>;
     /// Hands finished spans to this worker's exporter; spans its full queue cannot take are
@@ -186,6 +188,13 @@ impl HostKind {
     /// name over its length limit, and tool names make the names long, so there the durations
     /// are only exported over OTLP.
     pub fn defines_histograms(self) -> bool {
+        !matches!(self, HostKind::NgxWasm)
+    }
+
+    /// Whether a `Pause` from a response-body callback buffers the response until the next
+    /// callback (Envoy, Higress), which stripping server spans needs. Not modelled for
+    /// ngx_wasm_module, so there responses are only watched, never held.
+    pub fn buffers_response_body(self) -> bool {
         !matches!(self, HostKind::NgxWasm)
     }
 

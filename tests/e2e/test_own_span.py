@@ -187,7 +187,8 @@ def stacks(receiver: OtlpReceiver, flaky_collector: OtlpReceiver, client_tracing
     out = {
         "sse": Stack("sse", receiver, tmp_path_factory.mktemp("own_sse")),
         "json": Stack("json", receiver, tmp_path_factory.mktemp("own_json")),
-        "inject": Stack("sse", receiver, tmp_path_factory.mktemp("own_inject"), extra=', "inject_meta": true'),
+        "inject": Stack("sse", receiver, tmp_path_factory.mktemp("own_inject"),
+                        extra=', "inject_meta": true, "server_spans": "forward_and_strip"'),
         "down": Stack("json", receiver, tmp_path_factory.mktemp("own_down"), collector_port=free_port()),
         "flaky": Stack("json", receiver, tmp_path_factory.mktemp("own_flaky"), collector_port=flaky_collector.port),
     }
@@ -540,3 +541,25 @@ def test_operation_durations_reach_the_collector_and_envoy_histograms(stacks: di
         count = sum(int(float(line.rsplit(" ", 1)[1])) for line in lines)
     assert count >= 3, [line for line in text.splitlines() if "operation_duration" in line][:10]
     assert 'le="10"' in text and 'le="300000"' in text
+
+
+def test_server_spans_pass_through_by_default(stacks: dict[str, Stack]) -> None:
+    """SEP-2448: without `server_spans` the server's result._meta.otel reaches the client."""
+    stack = stacks["json"]
+    result, meta_tp = sdk_call(stack, "passback", {})
+    assert not result.is_error
+    assert result.meta is not None and "otel" in result.meta
+
+
+def test_server_spans_are_forwarded_to_the_collector_and_stripped(stacks: dict[str, Stack]) -> None:
+    """SEP-2448 with `forward_and_strip` (SSE server): the client gets the result without
+    result._meta.otel, and the server's span arrives at the collector through the gateway."""
+    stack = stacks["inject"]
+    stripped_before = stack.stat("mcp_trace_filter.server_spans_stripped")
+    result, meta_tp = sdk_call(stack, "passback", {})
+    assert not result.is_error
+    assert not (result.meta or {}).get("otel"), result.meta
+    trace_id = tp_ids(meta_tp)[0]
+    forwarded = stack.receiver.wait_span(trace_id=trace_id, service="mcp-server-passback")
+    assert forwarded.name == "passback work"
+    assert stack.stat("mcp_trace_filter.server_spans_stripped") == stripped_before + 1

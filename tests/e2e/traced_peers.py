@@ -13,6 +13,7 @@ SimpleSpanProcessor -> OTLP/HTTP) and tools `get_weather`, `fail_tool` (isError 
 from __future__ import annotations
 
 import re
+from typing import Any
 import sys
 from pathlib import Path
 
@@ -87,6 +88,27 @@ def _server_main(argv: list[str]) -> None:
     def rpc_fail() -> str:
         """Always fails as a JSON-RPC error."""
         raise MCPError(RPC_FAIL_CODE, "rejected by rpc_fail")
+
+    @server.tool()
+    def passback() -> Any:
+        """Returns its own span in result._meta.otel.traces (SEP-2448 telemetry passback)."""
+        from mcp.types import CallToolResult, TextContent
+
+        context = trace.get_current_span().get_span_context()
+        span = {
+            "traceId": format(context.trace_id, "032x"),
+            "spanId": "5e55a9e5a9e5a9e5",
+            "parentSpanId": format(context.span_id, "016x"),
+            "name": "passback work",
+            "kind": 1,
+            "startTimeUnixNano": "1700000000000000000",
+            "endTimeUnixNano": "1700000000100000000",
+        }
+        otel = {"traces": {"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "mcp-server-passback"}}]},
+            "scopeSpans": [{"scope": {"name": "passback"}, "spans": [span]}],
+        }]}}
+        return CallToolResult(content=[TextContent(type="text", text="done")], _meta={"otel": otel})
 
     app = server.streamable_http_app(json_response=(mode == "json"))
     uvicorn.run(RecordRequests(app, record_path), host="127.0.0.1", port=port, log_level="warning")

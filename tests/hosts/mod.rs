@@ -24,6 +24,7 @@ pub struct Record {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub response_headers: Vec<(String, String)>,
+    /// What the client received of the response body.
     pub response_body: Vec<u8>,
     /// The chunk the response-body callback is looking at.
     pub response_chunk: Vec<u8>,
@@ -48,6 +49,13 @@ pub struct Record {
 impl Record {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        self.response_headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
@@ -253,6 +261,14 @@ impl Host for TestHost {
             .cloned()
     }
 
+    fn remove_response_header(&mut self, name: &str) -> Result<(), HostError> {
+        self.record
+            .borrow_mut()
+            .response_headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        Ok(())
+    }
+
     fn replace_response_body(&mut self, current_size: usize, body: &[u8]) -> Result<(), HostError> {
         let mut record = self.record.borrow_mut();
         if current_size < record.response_chunk.len() {
@@ -446,13 +462,19 @@ fn respond(
         .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
         .collect();
     let _ = filter.on_response_headers(chunks.is_empty());
+    // Envoy: a Pause from a response-body callback buffers, and the next callback sees
+    // everything buffered; what goes on (possibly rewritten) reaches the client.
+    let mut held = Vec::new();
     for (index, chunk) in chunks.iter().enumerate() {
-        {
+        held.extend_from_slice(chunk);
+        record.borrow_mut().response_chunk = held.clone();
+        let end = index + 1 == chunks.len();
+        if filter.on_response_body(held.len(), end) == Action::Continue || end {
             let mut r = record.borrow_mut();
-            r.response_chunk = chunk.to_vec();
-            r.response_body.extend_from_slice(chunk);
+            let passed = std::mem::take(&mut r.response_chunk);
+            r.response_body.extend_from_slice(&passed);
+            held.clear();
         }
-        let _ = filter.on_response_body(chunk.len(), index + 1 == chunks.len());
     }
     filter.on_log();
 }
