@@ -16,7 +16,8 @@ from e2e_lib.envoy import ENVOY_BIN, REPO_ROOT, WASM_PATH
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 CONFIGS = sorted((REPO_ROOT / "envoy").glob("*.yaml"))
-KNOWN_KEYS = {"precedence", "baggage", "max_body_bytes", "span_metadata", "span_headers", "header_mismatch", "role"}
+KNOWN_KEYS = {"precedence", "baggage", "max_body_bytes", "span_metadata", "span_headers", "header_mismatch", "role",
+              "export", "client_span", "root_sampling_ratio", "inject_meta", "server_spans"}
 
 
 def walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -47,6 +48,10 @@ def test_every_wasm_filter_is_loaded_safely(path: Path) -> None:
         assert config["vm_config"]["code"]["local"]["filename"] == WASM_PATH
         plugin = json.loads(config["configuration"]["value"])
         assert isinstance(plugin, dict) and set(plugin) <= KNOWN_KEYS, plugin
+        if "export" in plugin:
+            # The own-span mode exports through a cluster of the same config.
+            clusters = {c["name"] for c in document["static_resources"]["clusters"]}
+            assert plugin["export"]["cluster"] in clusters, (plugin["export"], clusters)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
