@@ -9,6 +9,9 @@ Variants (one front-Envoy listener each, same upstream, same requests):
   ours          this filter with its defaults
   ours_all      this filter with every feature: header precedence, baggage merge, span headers,
                 plus the upstream-role filter on the cluster rewriting `_meta.traceparent` in the body
+  ours_export   the own-span mode: the filter makes SERVER and CLIENT spans, rewrites
+                `_meta.traceparent` to them, records the duration metrics and exports spans and
+                metrics as OTLP/HTTP JSON to a collector (answered by the upstream Envoy process)
 
 Rounds interleave every (size, variant) cell, so drift on a noisy machine hits all variants alike;
 each figure is the median over rounds. Results go to stdout and to bench/results/<date>.md.
@@ -32,15 +35,17 @@ from e2e_lib.envoy import wasm_filter
 
 SIZES = {"1KB": 1_000, "64KB": 64_000, "1MB": 1_000_000}
 ALL_FEATURES = {"precedence": "header", "baggage": "merge", "span_metadata": True, "span_headers": True}
+OWN_SPAN = {"export": {"cluster": "collector", "authority": "collector"}, "client_span": True}
 # Targets for `ours` (the filter with `{}`), as (size, baseline, least ratio of req/s). Checked,
 # printed and written to the results file; never asserted: a missed target does not fail the run.
 TARGETS = [
     *((size, baseline, 0.95) for size in ("1KB", "64KB", "1MB") for baseline in ("floor", "buffer")),
+    *((size, "floor", 0.9, "ours_export") for size in ("1KB", "64KB", "1MB")),
     ("1KB", "native_mcp", 1.2),
     ("64KB", "native_mcp", 3.0),
 ]
 # The ratios reported per size, as (numerator, denominator) variants.
-RATIOS = [("floor", "buffer"), *((ours, base) for ours in ("ours", "ours_all")
+RATIOS = [("floor", "buffer"), *((ours, base) for ours in ("ours", "ours_all", "ours_export")
                                  for base in ("floor", "buffer", "native_mcp"))]
 
 
@@ -52,6 +57,7 @@ def variants() -> tuple[list[Variant], dict[str, list]]:
         Variant("native_mcp", [native_mcp_filter()]),
         Variant("ours", [wasm_filter({})]),
         Variant("ours_all", [wasm_filter(ALL_FEATURES)], cluster="upstream_synced"),
+        Variant("ours_export", [wasm_filter(OWN_SPAN)]),
     ]
     return chain, {"upstream_synced": [upstream_filter({"role": "upstream"})]}
 
@@ -70,7 +76,14 @@ EXPECTED_UPSTREAM = {
     "native_mcp": (META_TRACEPARENT, META_BAGGAGE),
     "ours": (META_TRACEPARENT, META_BAGGAGE),
     "ours_all": (HEADER_TRACEPARENT, META_BAGGAGE),  # precedence: header; baggage: merge
+    # The gateway's CLIENT span in the _meta trace: same trace id, a span id of its own.
+    "ours_export": (lambda tp: tp is not None and tp[3:35] == META_TRACEPARENT[3:35] and tp != META_TRACEPARENT,
+                    META_BAGGAGE),
 }
+
+
+def upstream_matches(expected: tuple, seen: tuple) -> bool:
+    return all(want(got) if callable(want) else want == got for want, got in zip(expected, seen))
 
 
 def check_variants_work(rig: Rig, body_dir: Path) -> None:
@@ -84,13 +97,14 @@ def check_variants_work(rig: Rig, body_dir: Path) -> None:
             if r.status_code != 200:
                 raise SystemExit(f"{name} answered {r.status_code} for {size_name}: {r.text[:200]}")
             seen = (r.headers.get(SEEN_TRACEPARENT), r.headers.get(SEEN_BAGGAGE))
-            if seen != EXPECTED_UPSTREAM[name]:
+            if not upstream_matches(EXPECTED_UPSTREAM[name], seen):
                 raise SystemExit(f"{name} at {size_name}: upstream got {seen}, expected {EXPECTED_UPSTREAM[name]}")
     after = filter_counters(rig)
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     # `ours` lifts everything; `ours_all` keeps the header traceparent but lifts (merges) baggage,
     # and its upstream stage rewrites the body's traceparent to the kept header one.
-    want = {"lifted": 2 * len(SIZES), "body_synced": len(SIZES)}
+    # `ours_export` lifts too and rewrites the body's traceparent to its CLIENT span.
+    want = {"lifted": 3 * len(SIZES), "body_synced": 2 * len(SIZES)}
     for key, count in want.items():
         if delta.get(key) != count:
             raise SystemExit(f"sanity check: expected {key} +{count}, counters moved {delta}")
@@ -140,13 +154,14 @@ def render(results: dict[str, dict[str, dict[str, float]]], facts: dict[str, str
         lines.append(f"| {size} | "
                      + " | ".join(f"{ratio(by_variant[a]['rps'], by_variant[b]['rps']):.2f}" for a, b in RATIOS)
                      + " |")
-    lines += ["", "## Targets (`ours`, the filter with `{}`)", ""]
-    for size, baseline, least in TARGETS:
+    lines += ["", "## Targets (`ours`, the filter with `{}`; `ours_export`, the own-span mode)", ""]
+    for size, baseline, least, *variant in TARGETS:
+        name = variant[0] if variant else "ours"
         if size not in results:
-            lines.append(f"- not run: ours / {baseline} at {size} >= {least}")
+            lines.append(f"- not run: {name} / {baseline} at {size} >= {least}")
             continue
-        value = ratio(results[size]["ours"]["rps"], results[size][baseline]["rps"])
-        lines.append(f"- {'met' if value >= least else 'MISSED'}: ours / {baseline} at {size} >= {least}: {value:.2f}")
+        value = ratio(results[size][name]["rps"], results[size][baseline]["rps"])
+        lines.append(f"- {'met' if value >= least else 'MISSED'}: {name} / {baseline} at {size} >= {least}: {value:.2f}")
     lines += ["", "## Filter counters after the run", "",
               ", ".join(f"{k}={v}" for k, v in sorted(counters.items())), ""]
     return "\n".join(lines)

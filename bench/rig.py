@@ -321,7 +321,9 @@ class Rig:
         try:
             self.upstream = Envoy("upstream", _upstream_bootstrap(up_port, up_admin, self.workdir), up_admin, self.workdir).start(1)
             wait_for_port(up_port)
-            clusters = [_cluster("upstream", up_port)]
+            # The collector of the own-span variant: the upstream Envoy answers its exports too
+            # (a separate process, like a collector on the same machine).
+            clusters = [_cluster("upstream", up_port), _cluster("collector", up_port)]
             clusters += [_cluster(name, up_port, filters) for name, filters in self.upstream_filters.items()]
             bootstrap = {
                 "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": front_admin}}},

@@ -296,7 +296,7 @@ fn parse_export(key: &str, value: &Value) -> Result<Export, ConfigError> {
         metrics_path: Some("/v1/metrics".to_owned()),
         timeout_ms: 2_000,
         flush_interval_ms: 1_000,
-        batch_size: 128,
+        batch_size: 512,
         queue_size: 2_048,
         service_name: "mcp-gateway".to_owned(),
         resource_attributes: Vec::new(),

@@ -95,6 +95,8 @@ impl Context for Root {
             Counter::SpansFailed
         };
         self.count(counter, spans);
+        // A slot is free again: a full batch waiting goes now, not at the next tick.
+        self.export_due(hostcalls::now_unix_nanos());
     }
 }
 

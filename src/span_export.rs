@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 /// Most export requests in flight at once; a hanging collector holds at most these (each ends
 /// by the export timeout).
-pub const MAX_IN_FLIGHT: usize = 2;
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// Most bytes of forwarded server-span payloads (SEP-2448) waiting at once.
 pub const MAX_FORWARD_BYTES: usize = 1024 * 1024;
@@ -189,9 +189,9 @@ mod tests {
 
     #[test]
     fn the_queue_and_the_requests_in_flight_are_bounded() {
-        let mut queue = SpanQueue::new(&export(1, 3), 0);
-        assert_eq!(queue.push((0..5).map(span).collect()), 2);
-        assert_eq!(queue.queued(), 3);
+        let mut queue = SpanQueue::new(&export(1, 8), 0);
+        assert_eq!(queue.push((0..10).map(span).collect()), 2);
+        assert_eq!(queue.queued(), 8);
         for token in 0..MAX_IN_FLIGHT as u32 {
             let batch = queue.next_batch(0);
             assert!(batch.is_some());

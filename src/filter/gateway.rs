@@ -59,7 +59,7 @@ impl<H: Host> GatewayRequest<H> {
             name: self.headers.mcp_name.as_deref(),
         };
         match digest::digest(&body, &routing) {
-            Ok(digest) => self.lift(&digest, &body),
+            Ok(digest) => self.lift(&digest, body),
             Err(_) => {
                 self.host.count(Counter::NotMcp, 1);
                 Action::Continue
@@ -67,7 +67,7 @@ impl<H: Host> GatewayRequest<H> {
         }
     }
 
-    fn lift(&mut self, digest: &Digest, body: &[u8]) -> Action {
+    fn lift(&mut self, digest: &Digest, body: Vec<u8>) -> Action {
         if let Some(mismatch) = digest.header_mismatch {
             self.host.count(Counter::HeaderMismatch, 1);
             if self.config.header_mismatch == HeaderMismatch::Reject {
@@ -96,6 +96,7 @@ impl<H: Host> GatewayRequest<H> {
             baggage: headers.baggage.as_deref(),
         };
         let mut plan = plan::plan(&self.config, &arrived, digest);
+        let held = body.len();
         let mut edited_body = None;
         if let (Some(own), Some(spans)) = (&self.config.own_span, self.own_span.as_mut()) {
             let edit = spans.decide(
@@ -113,7 +114,7 @@ impl<H: Host> GatewayRequest<H> {
             self.apply(change);
         }
         if let Some(edited) = edited_body {
-            hold::replace_body(&mut self.host, body.len(), &edited, self.length_declared);
+            hold::replace_body(&mut self.host, held, &edited, self.length_declared);
         }
         self.host.count(outcome_counter(plan.outcome), 1);
         if plan.invalid_values > 0 {

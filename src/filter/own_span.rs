@@ -62,7 +62,7 @@ impl SpanInProgress {
         arrived: &ArrivedHeaders<'_>,
         digest: &Digest,
         changes: &mut Vec<HeaderChange>,
-        body: &[u8],
+        mut body: Vec<u8>,
     ) -> UpstreamEdit {
         let no_edit = UpstreamEdit { body: None };
         let transport = TransportHeaders {
@@ -94,9 +94,8 @@ impl SpanInProgress {
             None if arrived.tracestate.is_some() => changes.push(HeaderChange::Remove(TRACESTATE)),
             None => {}
         }
-        let mut edited = body.to_vec();
-        let body = if body_sync::sync_traceparent(&mut edited, digest, &upstream) {
-            Some(edited)
+        let body = if body_sync::sync_traceparent(&mut body, digest, &upstream) {
+            Some(body)
         } else if own.inject_meta && digest.context_ranges.is_empty() {
             let baggage = planned_baggage(changes).or(arrived.baggage);
             // Only keys `_meta` lacks: a present `traceparent` (unusable, since none was
@@ -110,7 +109,7 @@ impl SpanInProgress {
                     .filter(|_| meta.tracestate.is_none()),
                 baggage: baggage.filter(|b| !b.is_empty() && meta.baggage.is_none()),
             };
-            let injected = meta_inject::inject(body, request, &fields);
+            let injected = meta_inject::inject(&body, request, &fields);
             if injected.is_some() {
                 host.count(Counter::MetaInjected, 1);
             }
