@@ -251,7 +251,10 @@ impl SpanInProgress {
         if !sampled {
             return;
         }
-        if let Some(upstream) = host.property(&["upstream", "address"]) {
+        let upstream = client_span
+            .then(|| host.property(&["upstream", "address"]))
+            .flatten();
+        if let Some(upstream) = upstream {
             let (address, port) = span::split_host_port(&upstream);
             self.facts
                 .client_side
