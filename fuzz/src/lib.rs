@@ -13,8 +13,11 @@ mod reference;
 mod rules;
 
 use mcp_trace_filter::body_sync;
-use mcp_trace_filter::config::{BaggageMode, Config, HeaderMismatch, Precedence, Role};
+use mcp_trace_filter::config::{
+    BaggageMode, Config, Export, HeaderMismatch, OwnSpan, Precedence, Role, ServerSpans,
+};
 use mcp_trace_filter::digest::{self, Digest};
+use mcp_trace_filter::host::HostKind;
 use mcp_trace_filter::mcp::{self, Message, MetaValue, NotMcp, RequestId, ScannedBody};
 use mcp_trace_filter::plan::{self, ArrivedHeaders, HeaderChange, Outcome};
 use mcp_trace_filter::routing_headers::RoutingHeaders;
@@ -239,15 +242,25 @@ fn check_merge(winner: &ParsedBaggage, other: &ParsedBaggage) {
 // ---------------------------------------------------------------------------------------------
 // config
 
-/// `Config::parse` never panics; an accepted configuration holds exactly the documented values
-/// of the document's keys and survives a round trip; an error names a key of the document.
+/// `Config::parse` never panics and accepts exactly the documents the configuration rules
+/// (`expected_config`) accept, holding exactly the documented values of their keys; what it
+/// accepts survives a round trip; an error names a key of the document, a member of `export`
+/// as `export.<member>` (see `names_a_key_of`).
 pub fn config(data: &[u8]) {
     let result = Config::parse(data);
-    let whitespace_only = data.iter().all(u8::is_ascii_whitespace);
+    if data.iter().all(u8::is_ascii_whitespace) {
+        assert_eq!(
+            result,
+            Ok(Config::default()),
+            "whitespace-only configuration"
+        );
+        return;
+    }
     let document: Option<Map<String, Value>> = match serde_json::from_slice(data) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
     };
+    let expected = document.as_ref().and_then(expected_config);
     match result {
         Ok(config) => {
             assert!(
@@ -255,23 +268,21 @@ pub fn config(data: &[u8]) {
                 "max_body_bytes {} out of range",
                 config.max_body_bytes
             );
-            if whitespace_only {
-                assert_eq!(config, Config::default());
-                return;
-            }
-            let Some(document) = document else {
+            if document.is_none() {
                 panic!("accepted a configuration that is not a JSON object: {data:?}");
-            };
-            assert_eq!(config, expected_config(&document));
+            }
+            assert_eq!(Some(&config), expected.as_ref(), "accepted {}", lossy(data));
             let text = config_json(&config);
             assert_eq!(Config::parse(text.as_bytes()), Ok(config), "{text}");
         }
         Err(error) => {
             let message = error.to_string();
             assert!(!message.is_empty());
-            assert!(
-                !whitespace_only,
-                "whitespace-only configuration rejected: {message}"
+            assert_eq!(
+                expected,
+                None,
+                "rejected a configuration the rules accept ({message}): {}",
+                lossy(data)
             );
             if error.key.is_empty() {
                 return;
@@ -281,7 +292,7 @@ pub fn config(data: &[u8]) {
                 panic!("error names key {:?} of a non-object document", error.key);
             };
             assert!(
-                document.contains_key(&error.key),
+                names_a_key_of(&document, &error.key),
                 "error names key {:?} the document lacks",
                 error.key
             );
@@ -293,65 +304,248 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// What the README's configuration reference says `document` means (it was accepted).
-fn expected_config(document: &Map<String, Value>) -> Config {
+/// Whether an error's `key` is one of `document`'s: a top-level key, or `export.<member>` for
+/// a member of its `export` object, `export.resource_attributes.<name>` for one of its
+/// attributes, or `export.cluster` for an `export` that has neither `cluster` nor `address`.
+fn names_a_key_of(document: &Map<String, Value>, key: &str) -> bool {
+    if document.contains_key(key) {
+        return true;
+    }
+    let (Some(member), Some(Value::Object(export))) =
+        (key.strip_prefix("export."), document.get("export"))
+    else {
+        return false;
+    };
+    if export.contains_key(member) {
+        return true;
+    }
+    if member == "cluster" && !export.contains_key("address") {
+        return true;
+    }
+    match (
+        member.strip_prefix("resource_attributes."),
+        export.get("resource_attributes"),
+    ) {
+        (Some(name), Some(Value::Object(attributes))) => attributes.contains_key(name),
+        _ => false,
+    }
+}
+
+/// The longest text value, in characters.
+const MAX_TEXT_CHARS: usize = 256;
+/// The most resource attributes.
+const MAX_ATTRIBUTES: usize = 32;
+
+/// What the configuration rules say `document` means, or `None` when it breaks one: the README's
+/// configuration reference, and the own-span keys (`export`, `client_span`,
+/// `root_sampling_ratio`, `inject_meta`, `server_spans`; all but `export` need `export`, which
+/// needs `role: gateway` and `span_metadata: false`). Keys starting with `_` mean nothing.
+fn expected_config(document: &Map<String, Value>) -> Option<Config> {
     let mut expected = Config::default();
+    let mut export = None;
+    let mut client_span = None;
+    let mut root_sampling = None;
+    let mut inject_meta = None;
+    let mut server_spans = None;
     for (key, value) in document {
         let text = value.as_str();
         match key.as_str() {
             "precedence" => {
-                expected.precedence = match text {
-                    Some("meta") => Precedence::Meta,
-                    Some("header") => Precedence::Header,
-                    _ => panic!("accepted precedence {value}"),
+                expected.precedence = match text? {
+                    "meta" => Precedence::Meta,
+                    "header" => Precedence::Header,
+                    _ => return None,
                 }
             }
             "baggage" => {
-                expected.baggage = match text {
-                    Some("meta") => BaggageMode::Meta,
-                    Some("merge") => BaggageMode::Merge,
-                    Some("header") => BaggageMode::Header,
-                    Some("drop") => BaggageMode::Drop,
-                    _ => panic!("accepted baggage {value}"),
+                expected.baggage = match text? {
+                    "meta" => BaggageMode::Meta,
+                    "merge" => BaggageMode::Merge,
+                    "header" => BaggageMode::Header,
+                    "drop" => BaggageMode::Drop,
+                    _ => return None,
                 }
             }
             "role" => {
-                expected.role = match text {
-                    Some("gateway") => Role::Gateway,
-                    Some("upstream") => Role::Upstream,
-                    _ => panic!("accepted role {value}"),
+                expected.role = match text? {
+                    "gateway" => Role::Gateway,
+                    "upstream" => Role::Upstream,
+                    _ => return None,
                 }
             }
-            "span_headers" => {
-                expected.span_headers = value
-                    .as_bool()
-                    .unwrap_or_else(|| panic!("accepted span_headers {value}"))
+            "host" => {
+                expected.host = match text? {
+                    "auto" => None,
+                    "envoy" => Some(HostKind::Envoy),
+                    "ngx_wasm_module" => Some(HostKind::NgxWasm),
+                    "higress" => Some(HostKind::Higress),
+                    _ => return None,
+                }
             }
-            "span_metadata" => {
-                expected.span_metadata = value
-                    .as_bool()
-                    .unwrap_or_else(|| panic!("accepted span_metadata {value}"))
-            }
+            "span_headers" => expected.span_headers = value.as_bool()?,
+            "span_metadata" => expected.span_metadata = value.as_bool()?,
             "header_mismatch" => {
-                expected.header_mismatch = match text {
-                    Some("reject") => HeaderMismatch::Reject,
-                    Some("count") => HeaderMismatch::Count,
-                    _ => panic!("accepted header_mismatch {value}"),
+                expected.header_mismatch = match text? {
+                    "reject" => HeaderMismatch::Reject,
+                    "count" => HeaderMismatch::Count,
+                    _ => return None,
                 }
             }
             "max_body_bytes" => {
-                let limit = value
-                    .as_u64()
-                    .unwrap_or_else(|| panic!("accepted max_body_bytes {value}"));
+                let limit = integer_in(value, 1, 64 * 1024 * 1024)?;
                 expected.max_body_bytes = usize::try_from(limit).unwrap();
             }
-            other => assert!(other.starts_with('_'), "accepted unknown key {other:?}"),
+            "export" => export = Some(expected_export(value)?),
+            "client_span" => client_span = Some(value.as_bool()?),
+            "inject_meta" => inject_meta = Some(value.as_bool()?),
+            "root_sampling_ratio" => {
+                // A number from 0 to 1, kept in millionths, rounded.
+                let ratio = value.as_f64().filter(|r| (0.0..=1.0).contains(r))?;
+                root_sampling = Some((ratio * 1e6).round() as u32);
+            }
+            "server_spans" => {
+                server_spans = Some(match text? {
+                    "pass" => ServerSpans {
+                        forward: false,
+                        strip: false,
+                    },
+                    "forward" => ServerSpans {
+                        forward: true,
+                        strip: false,
+                    },
+                    "strip" => ServerSpans {
+                        forward: false,
+                        strip: true,
+                    },
+                    "forward_and_strip" => ServerSpans {
+                        forward: true,
+                        strip: true,
+                    },
+                    _ => return None,
+                })
+            }
+            other if other.starts_with('_') => {}
+            _ => return None,
         }
     }
-    expected
+    let Some(export) = export else {
+        let own_span_keys = [
+            client_span.is_some(),
+            root_sampling.is_some(),
+            inject_meta.is_some(),
+            server_spans.is_some(),
+        ];
+        return (!own_span_keys.contains(&true)).then_some(expected);
+    };
+    if expected.role != Role::Gateway || expected.span_metadata {
+        return None;
+    }
+    expected.own_span = Some(OwnSpan {
+        export,
+        client_span: client_span.unwrap_or(false),
+        root_sampling_millionths: root_sampling.unwrap_or(1_000_000),
+        inject_meta: inject_meta.unwrap_or(false),
+        server_spans: server_spans.unwrap_or(ServerSpans {
+            forward: false,
+            strip: false,
+        }),
+    });
+    Some(expected)
 }
 
+/// `export`: an object of known members with exactly one collector (`cluster` or `address`);
+/// `authority` defaults to the collector.
+fn expected_export(value: &Value) -> Option<Export> {
+    let Value::Object(members) = value else {
+        return None;
+    };
+    let mut export = Export {
+        upstream: String::new(),
+        authority: String::new(),
+        path: "/v1/traces".to_owned(),
+        metrics_path: Some("/v1/metrics".to_owned()),
+        timeout_ms: 2_000,
+        flush_interval_ms: 1_000,
+        batch_size: 512,
+        queue_size: 2_048,
+        service_name: "mcp-gateway".to_owned(),
+        resource_attributes: Vec::new(),
+    };
+    let mut collectors = Vec::new();
+    let mut authority = None;
+    for (member, value) in members {
+        match member.as_str() {
+            "cluster" | "address" => collectors.push(text_of(value)?),
+            "authority" => authority = Some(text_of(value)?),
+            "path" => export.path = path_of(value)?,
+            "metrics_path" => {
+                export.metrics_path = match value {
+                    Value::Null => None,
+                    _ => Some(path_of(value)?),
+                }
+            }
+            "timeout_ms" => export.timeout_ms = integer_in(value, 1, 60_000)? as u32,
+            "flush_interval_ms" => export.flush_interval_ms = integer_in(value, 10, 60_000)? as u32,
+            "batch_size" => export.batch_size = integer_in(value, 1, 4_096)? as usize,
+            "queue_size" => export.queue_size = integer_in(value, 1, 65_536)? as usize,
+            "service_name" => export.service_name = text_of(value)?,
+            "resource_attributes" => {
+                let Value::Object(attributes) = value else {
+                    return None;
+                };
+                if attributes.len() > MAX_ATTRIBUTES {
+                    return None;
+                }
+                for (name, value) in attributes {
+                    if !is_text(name) {
+                        return None;
+                    }
+                    let value = text_of(value)?;
+                    export.resource_attributes.push((name.clone(), value));
+                }
+            }
+            _ => return None,
+        }
+    }
+    let [upstream] = collectors.as_slice() else {
+        return None;
+    };
+    export.upstream = upstream.clone();
+    export.authority = authority.unwrap_or_else(|| upstream.clone());
+    Some(export)
+}
+
+/// A JSON integer (not `1.0`) from `min` to `max`.
+fn integer_in(value: &Value, min: u64, max: u64) -> Option<u64> {
+    let Value::Number(number) = value else {
+        return None;
+    };
+    number.as_u64().filter(|n| (min..=max).contains(n))
+}
+
+/// The text rule: 1 to 256 characters (not bytes), none of them a control character
+/// (U+0000 to U+001F, U+007F to U+009F).
+fn is_text(text: &str) -> bool {
+    let control = |c: char| matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}');
+    (1..=MAX_TEXT_CHARS).contains(&text.chars().count()) && !text.chars().any(control)
+}
+
+fn text_of(value: &Value) -> Option<String> {
+    value
+        .as_str()
+        .filter(|text| is_text(text))
+        .map(str::to_owned)
+}
+
+/// A text that starts with `/` and has no space.
+fn path_of(value: &Value) -> Option<String> {
+    text_of(value).filter(|path| path.starts_with('/') && !path.contains(' '))
+}
+
+/// `config` as a JSON document that says every value, own-span keys included.
 fn config_json(config: &Config) -> String {
+    let text = |s: &str| Value::String(s.to_owned());
+    let mut document = Map::new();
     let precedence = match config.precedence {
         Precedence::Meta => "meta",
         Precedence::Header => "header",
@@ -370,10 +564,65 @@ fn config_json(config: &Config) -> String {
         HeaderMismatch::Reject => "reject",
         HeaderMismatch::Count => "count",
     };
-    format!(
-        r#"{{"precedence":"{precedence}","baggage":"{baggage}","max_body_bytes":{},"span_headers":{},"span_metadata":{},"header_mismatch":"{mismatch}","role":"{role}"}}"#,
-        config.max_body_bytes, config.span_headers, config.span_metadata
-    )
+    let host = match config.host {
+        None => "auto",
+        Some(HostKind::Envoy) => "envoy",
+        Some(HostKind::NgxWasm) => "ngx_wasm_module",
+        Some(HostKind::Higress) => "higress",
+    };
+    document.insert("precedence".into(), text(precedence));
+    document.insert("baggage".into(), text(baggage));
+    document.insert("max_body_bytes".into(), config.max_body_bytes.into());
+    document.insert("span_headers".into(), config.span_headers.into());
+    document.insert("span_metadata".into(), config.span_metadata.into());
+    document.insert("header_mismatch".into(), text(mismatch));
+    document.insert("role".into(), text(role));
+    document.insert("host".into(), text(host));
+    if let Some(own_span) = &config.own_span {
+        let export = &own_span.export;
+        let mut members = Map::new();
+        members.insert("cluster".into(), text(&export.upstream));
+        members.insert("authority".into(), text(&export.authority));
+        members.insert("path".into(), text(&export.path));
+        let metrics_path = export.metrics_path.as_deref().map_or(Value::Null, text);
+        members.insert("metrics_path".into(), metrics_path);
+        members.insert("timeout_ms".into(), export.timeout_ms.into());
+        members.insert("flush_interval_ms".into(), export.flush_interval_ms.into());
+        members.insert("batch_size".into(), export.batch_size.into());
+        members.insert("queue_size".into(), export.queue_size.into());
+        members.insert("service_name".into(), text(&export.service_name));
+        let attributes = export
+            .resource_attributes
+            .iter()
+            .map(|(name, value)| (name.clone(), text(value)))
+            .collect();
+        members.insert("resource_attributes".into(), Value::Object(attributes));
+        document.insert("export".into(), Value::Object(members));
+        document.insert("client_span".into(), own_span.client_span.into());
+        let ratio = f64::from(own_span.root_sampling_millionths) / 1e6;
+        document.insert("root_sampling_ratio".into(), ratio.into());
+        document.insert("inject_meta".into(), own_span.inject_meta.into());
+        let server_spans = match own_span.server_spans {
+            ServerSpans {
+                forward: false,
+                strip: false,
+            } => "pass",
+            ServerSpans {
+                forward: true,
+                strip: false,
+            } => "forward",
+            ServerSpans {
+                forward: false,
+                strip: true,
+            } => "strip",
+            ServerSpans {
+                forward: true,
+                strip: true,
+            } => "forward_and_strip",
+        };
+        document.insert("server_spans".into(), text(server_spans));
+    }
+    Value::Object(document).to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
