@@ -86,6 +86,14 @@ CONFIGS = [
     '{"span_metadata":true,"header_mismatch":"count"}',
     '{"header_mismatch":"ignore"}',
     '{"span_metadata":1}',
+    '{"export":{"cluster":"otel","authority":"127.0.0.1:4318","timeout_ms":60000,"batch_size":1},"client_span":true}',
+    '{"export":{"address":"otel:4318","metrics_path":null,"resource_attributes":{"env":"prod"}},"root_sampling_ratio":0.25,"inject_meta":true,"server_spans":"forward_and_strip"}',
+    '{"export":{"cluster":"a","address":"b"}}',
+    '{"export":{"path":"v1/traces","cluster":"otel"}}',
+    '{"export":{"cluster":"otel"},"role":"upstream"}',
+    '{"client_span":true}',
+    '{"export":{"cluster":"otel","queue_size":0}}',
+    '{"export":{"cluster":"otel"},"root_sampling_ratio":1.5}',
 ]
 
 

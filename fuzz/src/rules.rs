@@ -443,7 +443,7 @@ mod tests {
         let both = format!(r#"{{"traceparent":"{A}","baggage":"m=1"}}"#);
         let header_both = Config {
             baggage: BaggageMode::Header,
-            ..header
+            ..header.clone()
         };
         let lifted = plan_of(&header_both, no_header, &both);
         assert_eq!(lifted.changes, vec![set("traceparent", A)]);
