@@ -62,7 +62,7 @@ impl SpanInProgress {
         arrived: &ArrivedHeaders<'_>,
         digest: &Digest,
         changes: &mut Vec<HeaderChange>,
-        mut body: Vec<u8>,
+        body: Vec<u8>,
     ) -> UpstreamEdit {
         let no_edit = UpstreamEdit { body: None };
         let transport = TransportHeaders {
@@ -83,40 +83,8 @@ impl SpanInProgress {
             own.client_span,
             own.root_sampling_millionths,
         );
-        let upstream = spans.upstream_parent().to_header_value();
-        changes.retain(|change| !touches_context(change));
-        changes.push(HeaderChange::Set(TRACEPARENT, upstream.clone()));
-        match &spans.trace_state {
-            Some(state) if arrived.tracestate != Some(state.as_str()) => {
-                changes.push(HeaderChange::Set(TRACESTATE, state.clone()));
-            }
-            Some(_) => {}
-            None if arrived.tracestate.is_some() => changes.push(HeaderChange::Remove(TRACESTATE)),
-            None => {}
-        }
-        let body = if body_sync::sync_traceparent(&mut body, digest, &upstream) {
-            Some(body)
-        } else if own.inject_meta && digest.context_ranges.is_empty() {
-            let baggage = planned_baggage(changes).or(arrived.baggage);
-            // Only keys `_meta` lacks: a present `traceparent` (unusable, since none was
-            // lifted) refuses the insertion; a present `tracestate` or `baggage` stays.
-            let meta = &request.meta;
-            let fields = TraceFields {
-                traceparent: Some(upstream.as_str()),
-                tracestate: spans
-                    .trace_state
-                    .as_deref()
-                    .filter(|_| meta.tracestate.is_none()),
-                baggage: baggage.filter(|b| !b.is_empty() && meta.baggage.is_none()),
-            };
-            let injected = meta_inject::inject(&body, request, &fields);
-            if injected.is_some() {
-                host.count(Counter::MetaInjected, 1);
-            }
-            injected
-        } else {
-            None
-        };
+        let upstream = point_upstream_at(&spans, arrived, changes);
+        let body = edit_body(host, own, &spans, &upstream, arrived, changes, digest, body);
 
         self.facts.name = described.name;
         self.facts.attributes = described
@@ -319,6 +287,67 @@ impl SpanInProgress {
             attributes.push(("http.response.status_code", Value::Int(i64::from(status))));
         }
     }
+}
+
+/// Rewrites the lift plan so the upstream `traceparent` is the gateway's innermost span (and
+/// `tracestate` the one of the context it continues); returns that `traceparent`.
+fn point_upstream_at(
+    spans: &GatewaySpans,
+    arrived: &ArrivedHeaders<'_>,
+    changes: &mut Vec<HeaderChange>,
+) -> String {
+    let upstream = spans.upstream_parent().to_header_value();
+    changes.retain(|change| !touches_context(change));
+    changes.push(HeaderChange::Set(TRACEPARENT, upstream.clone()));
+    match &spans.trace_state {
+        Some(state) if arrived.tracestate != Some(state.as_str()) => {
+            changes.push(HeaderChange::Set(TRACESTATE, state.clone()));
+        }
+        Some(_) => {}
+        None if arrived.tracestate.is_some() => changes.push(HeaderChange::Remove(TRACESTATE)),
+        None => {}
+    }
+    upstream
+}
+
+/// The body the backend gets, when it changes: the lifted `_meta.traceparent` rewritten in
+/// place to `upstream`, or (with `inject_meta`, when the context was not in `_meta`) the
+/// upstream context inserted there.
+#[allow(clippy::too_many_arguments)]
+fn edit_body(
+    host: &mut impl Host,
+    own: &OwnSpan,
+    spans: &GatewaySpans,
+    upstream: &str,
+    arrived: &ArrivedHeaders<'_>,
+    changes: &[HeaderChange],
+    digest: &Digest,
+    mut body: Vec<u8>,
+) -> Option<Vec<u8>> {
+    if body_sync::sync_traceparent(&mut body, digest, upstream) {
+        return Some(body);
+    }
+    let request = digest.request.as_ref()?;
+    if !own.inject_meta || !digest.context_ranges.is_empty() {
+        return None;
+    }
+    let baggage = planned_baggage(changes).or(arrived.baggage);
+    // Only keys `_meta` lacks: a present `traceparent` (unusable, since none was lifted)
+    // refuses the insertion; a present `tracestate` or `baggage` stays.
+    let meta = &request.meta;
+    let fields = TraceFields {
+        traceparent: Some(upstream),
+        tracestate: spans
+            .trace_state
+            .as_deref()
+            .filter(|_| meta.tracestate.is_none()),
+        baggage: baggage.filter(|b| !b.is_empty() && meta.baggage.is_none()),
+    };
+    let injected = meta_inject::inject(&body, request, &fields);
+    if injected.is_some() {
+        host.count(Counter::MetaInjected, 1);
+    }
+    injected
 }
 
 /// The context the gateway span continues (what the lift plan made the upstream context) and
