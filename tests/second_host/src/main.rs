@@ -468,7 +468,15 @@ fn loads_by_its_0_2_1_marker_beside_the_higress_one(rig: &Rig) -> Outcome {
 fn empty_object_configuration_starts_the_root(rig: &Rig) -> Outcome {
     let (plugin, root) = rig.serving("{}")?;
     let names = plugin.metrics.names();
-    for counter in ["lifted", "not_mcp", "header_mismatch", "unconfigured"] {
+    for counter in [
+        "lifted",
+        "not_mcp",
+        "header_mismatch",
+        "unconfigured",
+        "spans_exported",
+        "spans_dropped",
+        "spans_failed",
+    ] {
         let name = format!("mcp_trace_filter.{counter}");
         ensure!(
             names.contains(&(name.clone(), MetricType::Counter)),
@@ -483,8 +491,8 @@ fn empty_object_configuration_starts_the_root(rig: &Rig) -> Outcome {
         "no wasm_memory_bytes gauge: {names:?}"
     );
     ensure!(
-        names.len() == 13,
-        "expected 12 counters and 1 gauge, got {names:?}"
+        names.len() == 18,
+        "expected 17 counters and 1 gauge, got {names:?}"
     );
     let memory = plugin
         .metrics
