@@ -11,6 +11,7 @@ pub mod config;
 pub mod digest;
 pub mod gate;
 pub mod header_policy;
+pub mod match_rules;
 pub mod mcp;
 pub mod meta_inject;
 pub mod operation_metrics;

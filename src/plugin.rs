@@ -6,6 +6,7 @@ use crate::config::{Config, Export};
 use crate::filter::{self, Configured, RequestFilter, UnconfiguredRequest};
 use crate::host::hostcalls::{self, CounterIds, ProxyWasmHost, Telemetry};
 use crate::host::{logger, Action, Counter, HostKind};
+use crate::match_rules::MatchRules;
 use crate::otlp;
 use crate::span_export::{self, Batch, SpanQueue};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -34,10 +35,13 @@ pub fn register() {
 }
 
 /// The configuration, the host's kind and the metric ids, shared with every request. `config`
-/// is `None` when the configuration was refused on a host that must not refuse it.
+/// is `None` when the configuration was refused on a host that must not refuse it (or, with
+/// `rules`, when there is no global configuration).
 #[derive(Default)]
 struct Root {
     config: Option<Rc<Config>>,
+    /// Higress `_rules_`: each request's configuration is chosen when its headers arrive.
+    rules: Option<Rc<MatchRules>>,
     kind: HostKind,
     counters: Rc<CounterIds>,
     wasm_memory_bytes: Option<u32>,
@@ -109,12 +113,21 @@ impl RootContext for Root {
             Configured::Ready(config, kind) => {
                 self.kind = kind;
                 self.config = Some(Rc::new(config));
+                self.rules = None;
+            }
+            Configured::Routed(rules, kind) => {
+                // The export side (below) follows the global configuration; a rule may only
+                // repeat its `export`.
+                self.kind = kind;
+                self.config = rules.global().cloned();
+                self.rules = Some(Rc::new(rules));
             }
             Configured::PassThrough(kind, error) => {
                 // Refusing kills this worker for good on this host: pass traffic through instead.
                 log::error!("mcp-trace-filter: {error}; passing every request through untouched (counted as `unconfigured`)");
                 self.kind = kind;
                 self.config = None;
+                self.rules = None;
             }
             Configured::Refused(error) => {
                 log::error!("mcp-trace-filter: {error}");
@@ -159,9 +172,10 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let telemetry = self.exporter.as_ref().map(|e| Rc::clone(&e.telemetry));
         let host = ProxyWasmHost::new(Rc::clone(&self.counters), telemetry);
-        let request: Box<dyn RequestFilter> = match &self.config {
-            Some(config) => filter::request_filter(Rc::clone(config), self.kind, host),
-            None => Box::new(UnconfiguredRequest::new(host)),
+        let request: Box<dyn RequestFilter> = match (&self.rules, &self.config) {
+            (Some(rules), _) => filter::routed_filter(Rc::clone(rules), self.kind, host),
+            (None, Some(config)) => filter::request_filter(Rc::clone(config), self.kind, host),
+            (None, None) => Box::new(UnconfiguredRequest::new(host)),
         };
         Some(Box::new(Http { request }))
     }

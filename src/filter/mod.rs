@@ -4,18 +4,22 @@
 //! each host's semantics (`tests/hosts/`).
 //!
 //! The configured role is looked at once, in [`request_filter`]: a gateway and an upstream
-//! request are different types sharing the body hold.
+//! request are different types sharing the body hold. On Higress, a configuration with `_rules_`
+//! is chosen per request by [`RoutedRequest`], which then delegates to that filter.
 
 mod gateway;
 mod hold;
 mod own_span;
+mod routed;
 mod upstream;
 
 use crate::config::{Config, ConfigError, Role};
 use crate::host::{Action, Counter, Host, HostKind};
+use crate::match_rules::{self, MatchRules};
 use std::rc::Rc;
 
 pub use gateway::GatewayRequest;
+pub use routed::RoutedRequest;
 pub use upstream::UpstreamRequest;
 
 /// One request's callbacks, as a proxy-wasm HTTP context receives them.
@@ -39,6 +43,16 @@ pub fn request_filter<H: Host + 'static>(
         Role::Gateway => Box::new(GatewayRequest::new(config, kind, host)),
         Role::Upstream => Box::new(UpstreamRequest::new(config, kind, host)),
     }
+}
+
+/// The filter for one request on Higress when the configuration has rules: the configuration
+/// is chosen when the request headers arrive.
+pub fn routed_filter<H: Host + 'static>(
+    rules: Rc<MatchRules>,
+    kind: HostKind,
+    host: H,
+) -> Box<dyn RequestFilter> {
+    Box::new(RoutedRequest::new(rules, kind, host))
 }
 
 /// The filter for a request when the configuration was refused on a host where refusing it would
@@ -81,6 +95,9 @@ impl<H: Host> RequestFilter for UnconfiguredRequest<H> {
 pub enum Configured {
     /// Serve requests with this configuration under this host's semantics.
     Ready(Config, HostKind),
+    /// Higress with `_rules_`: each request gets the configuration of the first rule it matches,
+    /// else the global one, else passes untouched ([`RoutedRequest`]).
+    Routed(MatchRules, HostKind),
     /// The configuration was refused, but refusing would kill the worker on this host: log the
     /// error and pass every request through ([`UnconfiguredRequest`]).
     PassThrough(HostKind, ConfigError),
@@ -89,16 +106,26 @@ pub enum Configured {
 }
 
 /// Reads the plugin configuration on a host recognised as `detected` (its `host` key, when
-/// set, overrides the detection).
+/// set, overrides the detection). Higress's `_rules_` are read only when the host is Higress;
+/// everywhere else they are ignored like every `_` key.
 pub fn configure(detected: HostKind, bytes: &[u8]) -> Configured {
-    match Config::parse(bytes) {
+    let error = match Config::parse(bytes) {
         Ok(config) => {
             let kind = config.host.unwrap_or(detected);
-            Configured::Ready(config, kind)
+            if kind != HostKind::Higress {
+                return Configured::Ready(config, kind);
+            }
+            match match_rules::parse(bytes, &config, kind) {
+                Ok(None) => return Configured::Ready(config, kind),
+                Ok(Some(rules)) => return Configured::Routed(rules, kind),
+                Err(error) => error,
+            }
         }
-        Err(error) if !detected.may_refuse_configuration() => {
-            Configured::PassThrough(detected, error)
-        }
-        Err(error) => Configured::Refused(error),
+        Err(error) => error,
+    };
+    if detected.may_refuse_configuration() {
+        Configured::Refused(error)
+    } else {
+        Configured::PassThrough(detected, error)
     }
 }

@@ -356,18 +356,26 @@ impl<'a> Request<'a> {
 
 /// Drives `request` through a filter for `config` as a host of `kind` would.
 pub fn run(kind: HostKind, config: Config, request: Request<'_>) -> Exchange {
+    run_on(host(kind), config, request)
+}
+
+/// A host of `kind` answering that host's stream properties.
+pub fn host(kind: HostKind) -> TestHost {
     let host = TestHost {
         kind,
         record: Rc::new(RefCell::new(Record::default())),
         body_buffer_size: 16 * 1024,
     };
     host.record.borrow_mut().stream_properties = stream_properties(kind);
-    run_on(host, config, request)
+    host
 }
 
 /// The stream properties each host answers. Envoy: the downstream peer, the protocol and,
-/// once connected, the upstream host. ngx_wasm_module and Higress are not modelled as
-/// answering them (not observed), so the spans there go without `client.*` / `server.port`.
+/// once connected, the upstream host. ngx_wasm_module is not modelled as answering them (not
+/// observed), nor is Higress, so the spans there go without `client.*` / `server.port`.
+/// Higress answers the route and the upstream cluster its plugin SDKs match `_rules_` on; the
+/// names and the `outbound|port||host` form are from Higress's source
+/// (`plugins/wasm-rust/src/rule_matcher.rs`), not observed.
 fn stream_properties(kind: HostKind) -> BTreeMap<String, String> {
     let answered: &[(&str, &str)] = match kind {
         HostKind::Envoy => &[
@@ -375,7 +383,14 @@ fn stream_properties(kind: HostKind) -> BTreeMap<String, String> {
             ("request.protocol", "HTTP/1.1"),
             ("upstream.address", "127.0.0.1:8000"),
         ],
-        HostKind::NgxWasm | HostKind::Higress => &[],
+        HostKind::Higress => &[
+            ("route_name", "default/mcp-server"),
+            (
+                "cluster_name",
+                "outbound|8080||mcp-server.default.svc.cluster.local",
+            ),
+        ],
+        HostKind::NgxWasm => &[],
     };
     answered
         .iter()
@@ -385,6 +400,19 @@ fn stream_properties(kind: HostKind) -> BTreeMap<String, String> {
 
 /// Drives `request` through a filter for `config` on `host`.
 pub fn run_on(host: TestHost, config: Config, request: Request<'_>) -> Exchange {
+    // As the plugin does: the configuration's `host` key overrides the recognised host.
+    let filter_kind = config.host.unwrap_or(host.kind);
+    run_with(host, request, |host| {
+        filter::request_filter(Rc::new(config), filter_kind, host)
+    })
+}
+
+/// Drives `request` through the filter `make` builds on `host`.
+pub fn run_with(
+    host: TestHost,
+    request: Request<'_>,
+    make: impl FnOnce(TestHost) -> Box<dyn RequestFilter>,
+) -> Exchange {
     let kind = host.kind;
     let record = Rc::clone(&host.record);
     {
@@ -396,9 +424,7 @@ pub fn run_on(host: TestHost, config: Config, request: Request<'_>) -> Exchange 
             .collect();
         r.body = request.body.to_vec();
     }
-    // As the plugin does: the configuration's `host` key overrides the recognised host.
-    let filter_kind = config.host.unwrap_or(kind);
-    let mut filter = filter::request_filter(Rc::new(config), filter_kind, host);
+    let mut filter = make(host);
     let (hung, local) = match kind {
         HostKind::Envoy | HostKind::Higress => drive_envoy(filter.as_mut(), &request),
         HostKind::NgxWasm => drive_ngx(filter.as_mut(), &request),
