@@ -29,6 +29,7 @@ SUBSET=(
   tests/e2e/test_mcp_sdk.py::test_sdk_client_sends_context_only_in_meta
   tests/e2e/test_mcp_sdk.py::test_sdk_meta_context_arrives_as_headers
   tests/e2e/test_shipped_configs.py::test_envoy_accepts_the_config
+  tests/e2e/test_own_span.py::test_sdk_trace_is_one_chain_through_one_listener
 )
 # Per-version exceptions (the README's "Envoy versions" says the same): prints one pytest argument a
 # line, and a note on fd 3 for the table.
