@@ -59,8 +59,8 @@ struct Exporter {
     telemetry: Rc<RefCell<Telemetry>>,
     /// Start of the current metrics interval (delta temporality).
     metrics_since_unix_nanos: u64,
-    /// Metrics export requests in flight (at most one).
-    metrics_in_flight: Option<u32>,
+    /// The metrics export request in flight (at most one), and when it was sent.
+    metrics_in_flight: Option<(u32, u64)>,
 }
 
 impl Context for Root {
@@ -74,7 +74,13 @@ impl Context for Root {
         let Some(exporter) = &self.exporter else {
             return;
         };
-        if self.exporter.as_ref().and_then(|e| e.metrics_in_flight) == Some(token_id) {
+        if self
+            .exporter
+            .as_ref()
+            .and_then(|e| e.metrics_in_flight)
+            .map(|(t, _)| t)
+            == Some(token_id)
+        {
             if let Some(exporter) = self.exporter.as_mut() {
                 exporter.metrics_in_flight = None;
             }
@@ -201,6 +207,11 @@ impl Root {
         let Some(exporter) = &self.exporter else {
             return;
         };
+        let expired = match exporter.telemetry.try_borrow_mut() {
+            Ok(mut telemetry) => telemetry.queue.expire(now),
+            Err(_) => 0,
+        };
+        self.count(Counter::SpansFailed, expired);
         loop {
             let batch = match exporter.telemetry.try_borrow_mut() {
                 Ok(mut telemetry) => telemetry.queue.next_batch(now),
@@ -217,7 +228,7 @@ impl Root {
             match post(&exporter.export, &exporter.export.path, &body) {
                 Ok(token) => {
                     if let Ok(mut telemetry) = exporter.telemetry.try_borrow_mut() {
-                        telemetry.queue.sent(token, spans);
+                        telemetry.queue.sent(token, spans, now);
                     }
                 }
                 Err(status) => {
@@ -252,6 +263,13 @@ impl Root {
             return;
         };
         let interval = u64::from(exporter.export.flush_interval_ms) * 1_000_000;
+        // An answer the host never delivers must not stop the metrics for good.
+        let deadline = (u64::from(exporter.export.timeout_ms) + 1_000) * 1_000_000;
+        if let Some((_, sent)) = exporter.metrics_in_flight {
+            if now.saturating_sub(sent) > deadline {
+                exporter.metrics_in_flight = None;
+            }
+        }
         if now.saturating_sub(exporter.metrics_since_unix_nanos) < interval
             || exporter.metrics_in_flight.is_some()
         {
@@ -273,7 +291,7 @@ impl Root {
             return;
         };
         match post(&exporter.export, &path, body.as_bytes()) {
-            Ok(token) => exporter.metrics_in_flight = Some(token),
+            Ok(token) => exporter.metrics_in_flight = Some((token, now)),
             Err(status) => log::debug!("mcp-trace-filter: metrics export not sent: {status:?}"),
         }
     }

@@ -1034,5 +1034,9 @@ pub fn spans_in_trace(payload: &[u8], trace_id: &str) -> bool {
     if spans.peek().is_none() {
         return false;
     }
-    spans.all(|span| span.get("traceId").and_then(|v| v.as_str()) == Some(trace_id))
+    spans.all(|span| {
+        span.get("traceId")
+            .and_then(|v| v.as_str())
+            .is_some_and(|id| id.eq_ignore_ascii_case(trace_id))
+    })
 }

@@ -112,7 +112,8 @@ impl GatewaySpans {
                 server_span_id,
                 parent_span_id: Some(parent.parent.parent_id),
                 client_span_id,
-                flags: parent.parent.flags,
+                // Only the flags W3C defines go on with a span of the gateway's own.
+                flags: parent.parent.flags & (SAMPLED | RANDOM),
                 trace_state: parent.trace_state.clone(),
                 link,
             },

@@ -43,8 +43,11 @@ pub struct SpanQueue {
     batch_size: usize,
     flush_interval_nanos: u64,
     last_flush_unix_nanos: u64,
-    /// Export requests sent and not yet answered: (host token, spans counted).
-    in_flight: Vec<(u32, u64)>,
+    /// Export requests sent and not yet answered: (host token, spans counted, sent at).
+    in_flight: Vec<(u32, u64, u64)>,
+    /// How long an answer may take before its slot is given up (the export timeout plus
+    /// slack): a host that never calls back for a failed request must not stop exports.
+    answer_deadline_nanos: u64,
 }
 
 impl SpanQueue {
@@ -58,6 +61,7 @@ impl SpanQueue {
             flush_interval_nanos: u64::from(export.flush_interval_ms) * 1_000_000,
             last_flush_unix_nanos: now_unix_nanos,
             in_flight: Vec::new(),
+            answer_deadline_nanos: (u64::from(export.timeout_ms) + 1_000) * 1_000_000,
         }
     }
 
@@ -108,15 +112,29 @@ impl SpanQueue {
         Some(Batch::Spans(self.spans.drain(..take).collect()))
     }
 
-    /// An export request is on its way under `token`.
-    pub fn sent(&mut self, token: u32, spans: u64) {
-        self.in_flight.push((token, spans));
+    /// An export request is on its way under `token` since `now`.
+    pub fn sent(&mut self, token: u32, spans: u64, now_unix_nanos: u64) {
+        self.in_flight.push((token, spans, now_unix_nanos));
+    }
+
+    /// Gives up the requests whose answer is overdue; returns the spans they carried (failed).
+    pub fn expire(&mut self, now_unix_nanos: u64) -> u64 {
+        let deadline = self.answer_deadline_nanos;
+        let mut expired = 0;
+        self.in_flight.retain(|(_, spans, sent)| {
+            let overdue = now_unix_nanos.saturating_sub(*sent) > deadline;
+            if overdue {
+                expired += spans;
+            }
+            !overdue
+        });
+        expired
     }
 
     /// The answer to `token` arrived (or the host gave up on it); returns the spans it carried,
     /// `None` for a token the queue did not send.
     pub fn answered(&mut self, token: u32) -> Option<u64> {
-        let at = self.in_flight.iter().position(|(t, _)| *t == token)?;
+        let at = self.in_flight.iter().position(|(t, _, _)| *t == token)?;
         Some(self.in_flight.swap_remove(at).1)
     }
 
@@ -195,7 +213,7 @@ mod tests {
         for token in 0..MAX_IN_FLIGHT as u32 {
             let batch = queue.next_batch(0);
             assert!(batch.is_some());
-            queue.sent(token, 1);
+            queue.sent(token, 1, 0);
         }
         assert_eq!(
             queue.next_batch(0),
@@ -205,6 +223,22 @@ mod tests {
         assert_eq!(queue.answered(0), Some(1));
         assert_eq!(queue.answered(0), None);
         assert!(queue.next_batch(0).is_some());
+    }
+
+    #[test]
+    fn a_request_the_host_never_answers_gives_its_slot_up_after_the_timeout() {
+        let mut queue = SpanQueue::new(&export(1, 8), 0);
+        queue.push((0..8).map(span).collect());
+        for token in 0..MAX_IN_FLIGHT as u32 {
+            assert!(queue.next_batch(0).is_some());
+            queue.sent(token, 1, 0);
+        }
+        // timeout_ms 100 plus 1 s of slack.
+        assert_eq!(queue.expire(1_100 * 1_000_000), 0);
+        assert_eq!(queue.expire(1_101 * 1_000_000), MAX_IN_FLIGHT as u64);
+        assert_eq!(queue.in_flight(), 0);
+        assert!(queue.next_batch(1_101 * 1_000_000).is_some());
+        assert_eq!(queue.answered(0), None, "a late answer counts nothing twice");
     }
 
     #[test]

@@ -528,3 +528,68 @@ fn ngx_never_holds_a_response_for_server_spans() {
     assert_eq!(record.response_body, response.as_bytes());
     assert_eq!(record.spans.len(), 1);
 }
+
+#[test]
+fn injection_keeps_a_context_whole_and_takes_only_a_valid_header_baggage() {
+    // A stray `_meta.tracestate` without a `traceparent`: nothing is inserted next to it.
+    let body = tool_call(r#","_meta":{"tracestate":"stray=1"}"#);
+    let request = Request::post(body.as_bytes())
+        .header("traceparent", HEADER_TP)
+        .respond(vec![(":status", "200"), JSON], vec![OK_RESULT]);
+    let exchange = run(HostKind::Envoy, config(r#","inject_meta":true"#), request);
+    assert_eq!(exchange.record.borrow().body, body.as_bytes());
+    // An invalid header baggage stays out of the body.
+    let body = tool_call("");
+    let request = Request::post(body.as_bytes())
+        .header("traceparent", HEADER_TP)
+        .header("baggage", ";;;")
+        .respond(vec![(":status", "200"), JSON], vec![OK_RESULT]);
+    let exchange = run(HostKind::Envoy, config(r#","inject_meta":true"#), request);
+    let record = exchange.record.borrow();
+    let sent: serde_json::Value = serde_json::from_slice(&record.body).unwrap_or_default();
+    assert!(sent["params"]["_meta"]["traceparent"].is_string());
+    assert!(sent["params"]["_meta"]["baggage"].is_null(), "{sent}");
+}
+
+#[test]
+fn the_gateway_span_forwards_only_the_flags_w3c_defines() {
+    let body = with_traceparent(&CLIENT_TP.replace("-03", "-ff"));
+    let request =
+        Request::post(body.as_bytes()).respond(vec![(":status", "200"), JSON], vec![OK_RESULT]);
+    let exchange = run(HostKind::Envoy, config(""), request);
+    let record = exchange.record.borrow();
+    let flags = record.header("traceparent").and_then(TraceParent::parse);
+    assert_eq!(flags.map(|p| p.flags), Some(0x03));
+}
+
+#[test]
+fn an_unsampled_request_forwards_no_server_spans() {
+    let response = with_server_spans(CLIENT_TRACE_HEX);
+    let body = with_traceparent(&CLIENT_TP.replace("-03", "-00"));
+    let request = Request::post(body.as_bytes())
+        .respond(vec![(":status", "200"), JSON], vec![response.as_bytes()]);
+    let exchange = run(
+        HostKind::Envoy,
+        config(r#","server_spans":"forward""#),
+        request,
+    );
+    assert!(exchange.record.borrow().forwarded.is_empty());
+}
+
+#[test]
+fn a_response_declared_over_the_hold_limit_is_never_held() {
+    let response = with_server_spans(CLIENT_TRACE_HEX);
+    let body = with_traceparent(CLIENT_TP);
+    let request = Request::post(body.as_bytes()).respond(
+        vec![(":status", "200"), JSON, ("content-length", "600000")],
+        vec![response.as_bytes()],
+    );
+    let exchange = run(
+        HostKind::Envoy,
+        config(r#","server_spans":"strip""#),
+        request,
+    );
+    let record = exchange.record.borrow();
+    assert_eq!(record.response_body, response.as_bytes());
+    assert_eq!(record.response_header("content-length"), Some("600000"));
+}

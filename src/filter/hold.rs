@@ -155,6 +155,18 @@ pub fn read_body(host: &mut impl Host, size: usize) -> Option<Vec<u8>> {
 /// when the length changed and the request declared one, `Content-Length` follows (the
 /// headers are still held). Returns whether the body was written.
 pub fn replace_body(host: &mut impl Host, held: usize, body: &[u8], length_declared: bool) -> bool {
+    if let Err(error) = host.replace_request_body(held, body) {
+        host.log(
+            log::Level::Warn,
+            &format!(
+                "mcp-trace-filter: could not rewrite the request body: host status {}",
+                error.0
+            ),
+        );
+        return false;
+    }
+    host.count(Counter::BodySynced, 1);
+    // Only once the new body is in: a length that no longer matches would hang the request.
     if held != body.len() && length_declared {
         let length = body.len().to_string();
         if let Err(error) = host.set_request_header("content-length", &length) {
@@ -167,20 +179,5 @@ pub fn replace_body(host: &mut impl Host, held: usize, body: &[u8], length_decla
             );
         }
     }
-    match host.replace_request_body(held, body) {
-        Ok(()) => {
-            host.count(Counter::BodySynced, 1);
-            true
-        }
-        Err(error) => {
-            host.log(
-                log::Level::Warn,
-                &format!(
-                    "mcp-trace-filter: could not rewrite the request body: host status {}",
-                    error.0
-                ),
-            );
-            false
-        }
-    }
+    true
 }

@@ -18,7 +18,7 @@ use crate::semconv::{self, TransportHeaders};
 use crate::server_spans::{self, Action as PassbackAction, PassbackFilter, PassbackOptions};
 use crate::span::{self, ArrivedContext, FreshIds, GatewaySpans, SpanFacts, Value};
 use crate::trace_context::tracestate::MAX_FORWARDED_LEN;
-use crate::trace_context::{TraceParent, TraceState};
+use crate::trace_context::{Baggage, TraceParent, TraceState};
 
 /// One request's spans, from request headers to the end of the response.
 #[derive(Debug, Default)]
@@ -135,7 +135,11 @@ impl SpanInProgress {
                 // buffer limit, 1 MiB by default) must never be the one that overflows.
                 let limit = config.max_body_bytes / 2;
                 let passback = PassbackFilter::new(content_type.as_deref(), options, limit);
-                if passback.is_active() {
+                let declared_over = host
+                    .response_header("content-length")
+                    .and_then(|length| length.trim().parse::<usize>().ok())
+                    .is_some_and(|length| length > limit);
+                if passback.is_active() && !declared_over {
                     // A stripped body is shorter than its declared length.
                     if options.strip {
                         let _ = host.remove_response_header("content-length");
@@ -159,7 +163,12 @@ impl SpanInProgress {
             let chunk = host.response_body(body_size).unwrap_or_default();
             if let Some(passback) = self.passback.as_mut() {
                 let step = passback.on_body(&chunk, end_of_stream);
-                let trace_id = self.spans.as_ref().map(|spans| hex(&spans.trace_id));
+                // Only spans of a sampled request's own trace; others are dropped, counted.
+                let trace_id = self
+                    .spans
+                    .as_ref()
+                    .filter(|spans| spans.sampled())
+                    .map(|spans| hex(&spans.trace_id));
                 for payload in step.payloads {
                     // Only spans of this request's trace; others are dropped, counted.
                     match &trace_id {
@@ -331,10 +340,18 @@ fn edit_body(
     if !own.inject_meta || !digest.context_ranges.is_empty() {
         return None;
     }
-    let baggage = planned_baggage(changes).or(arrived.baggage);
-    // Only keys `_meta` lacks: a present `traceparent` (unusable, since none was lifted)
-    // refuses the insertion; a present `tracestate` or `baggage` stays.
     let meta = &request.meta;
+    // A `tracestate` already there belongs to no `traceparent` the filter could insert next to
+    // it: the context would not travel whole, so nothing is inserted.
+    if meta.tracestate.is_some() {
+        return None;
+    }
+    // Only a valid header baggage goes into the body (the plan's is valid already).
+    let baggage = planned_baggage(changes).or(arrived
+        .baggage
+        .filter(|b| Baggage::parse(b).is_some_and(|parsed| !parsed.is_empty())));
+    // Only keys `_meta` lacks: a present `traceparent` (unusable, since none was lifted)
+    // refuses the insertion; a present `baggage` stays.
     let fields = TraceFields {
         traceparent: Some(upstream),
         tracestate: spans
