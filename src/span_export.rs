@@ -238,7 +238,11 @@ mod tests {
         assert_eq!(queue.expire(1_101 * 1_000_000), MAX_IN_FLIGHT as u64);
         assert_eq!(queue.in_flight(), 0);
         assert!(queue.next_batch(1_101 * 1_000_000).is_some());
-        assert_eq!(queue.answered(0), None, "a late answer counts nothing twice");
+        assert_eq!(
+            queue.answered(0),
+            None,
+            "a late answer counts nothing twice"
+        );
     }
 
     #[test]
