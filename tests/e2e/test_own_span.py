@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -60,10 +61,12 @@ def render_own_span(*, listen: int, admin: int, mcp_server: int, otlp: int, extr
         '"client_span": true': '"client_span": true' + extra,
     }
     for old, new in replacements.items():
-        count = text.count(old)
+        # Not followed by a digit: a free port already written (43189) holds "4318" too.
+        pattern = re.compile(re.escape(old) + r"(?!\d)")
+        count = len(pattern.findall(text))
         if count != 1:
             raise AssertionError(f"{OWN_SPAN_YAML}: expected exactly one {old!r}, found {count}")
-        text = text.replace(old, new)
+        text = pattern.sub(new, text)
     return text
 
 

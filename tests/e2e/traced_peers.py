@@ -37,10 +37,12 @@ def render_traced(
         "http://127.0.0.1:4318/v1/traces": f"http://127.0.0.1:{otlp}/v1/traces",
     }
     for old, new in replacements.items():
-        count = text.count(old)
+        # Not followed by a digit: a free port already written (43189) holds "4318" too.
+        pattern = re.compile(re.escape(old) + r"(?!\d)")
+        count = len(pattern.findall(text))
         if count != 1:
             raise AssertionError(f"{source}: expected exactly one {old!r}, found {count}")
-        text = text.replace(old, new)
+        text = pattern.sub(new, text)
     if re.search(r"^layered_runtime:", text, re.M):
         raise AssertionError(f"{source} already has a layered_runtime; update render_traced")
     # A top-level key appended at the end: the tracer exports every `flush_interval_ms`, not 5 s.
