@@ -31,6 +31,7 @@
 //! Memory is therefore at most `max_series` series of fixed size plus their label strings;
 //! [`OperationMetrics::take_otlp_json`] resets the aggregates but keeps the series keys.
 
+use crate::otlp::push_json_string;
 use crate::semconv;
 
 /// Metric name of the gateway's SERVER side.
@@ -477,29 +478,6 @@ fn push_attribute(out: &mut String, key: &str, value: &str, first: bool) {
     out.push_str(",\"value\":{\"stringValue\":");
     push_json_string(out, value);
     out.push_str("}}");
-}
-
-/// Appends `value` as a JSON string: quotes, backslashes and control characters escaped.
-fn push_json_string(out: &mut String, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let b = c as u32 as usize;
-                out.push_str("\\u00");
-                out.push(char::from(HEX[b >> 4]));
-                out.push(char::from(HEX[b & 0xf]));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Name of the host (Envoy) histogram of a series, as given to `proxy_define_metric`

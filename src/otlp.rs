@@ -124,7 +124,8 @@ fn push_string_attribute(out: &mut String, key: &str, value: &str) {
     out.push_str("}}");
 }
 
-fn push_hex(out: &mut String, bytes: &[u8]) {
+/// `bytes` as lowercase hex, the form OTLP/JSON gives ids.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
         out.push(char::from(DIGITS[usize::from(byte >> 4)]));

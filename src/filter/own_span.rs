@@ -11,6 +11,7 @@ use crate::host::{Action, Host, HostKind};
 use crate::mcp::RequestId;
 use crate::meta_inject::{self, TraceFields};
 use crate::operation_metrics::{OperationAttributes, Side};
+use crate::otlp;
 use crate::plan::{ArrivedHeaders, HeaderChange, BAGGAGE, TRACEPARENT, TRACESTATE};
 use crate::request_headers::RequestHeaders;
 use crate::response::{ResponseOutcome, ResponseWatcher};
@@ -497,5 +498,7 @@ fn server_side_attributes(
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(bytes.len() * 2);
+    otlp::push_hex(&mut out, bytes);
+    out
 }
