@@ -23,6 +23,15 @@ cargo clippy --target wasm32-wasip1 --lib --locked -- -D warnings
 step "cargo test"
 cargo test --locked
 
+step "scanner unit tests as wasm (simd128 vector code in Node's V8, not the native stand-in)"
+unit_wasm=$(cargo test --target wasm32-wasip1 --lib --no-run --locked --message-format=json |
+  .venv/bin/python -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["executable"])')
+node --no-warnings tests/wasm/run.cjs "$unit_wasm" --test-threads=1 mcp::
+
 step "fuzz targets: format, and seed corpus and regressions replayed through their checks"
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo test --manifest-path fuzz/Cargo.toml --locked

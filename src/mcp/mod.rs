@@ -6,8 +6,10 @@
 //! `params._meta`, and on responses `error.code` and `result.isError`. Nothing else is decoded
 //! or stored, so large `arguments` cost only a validating skim and no allocation.
 
+mod block;
 mod json;
 mod scanner;
+pub mod utf8;
 
 use std::ops::Range;
 

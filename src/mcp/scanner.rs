@@ -5,6 +5,7 @@
 //! everything else is validated and skipped.
 
 use super::json::{self, StringToken};
+use super::utf8;
 use super::{
     Message, Meta, MetaLevel, MetaSite, MetaText, MetaValue, NotMcp, RequestId, ResponseError,
     ResponseResult, ScannedBody,
@@ -83,6 +84,10 @@ pub fn scan(body: &[u8]) -> Result<ScannedBody, NotMcp> {
 /// does not grow with the number of messages. `Err` means the body is not treated as MCP and
 /// must pass through untouched; messages visited before an error are to be disregarded.
 pub fn scan_each(body: &[u8], visit: impl FnMut(Message)) -> Result<bool, NotMcp> {
+    // JSON is UTF-8; checking the whole body first lets the string reader skip non-ASCII text.
+    if !utf8::is_valid(body) {
+        return Err(NotMcp::InvalidJson);
+    }
     let start = json::skip_whitespace(body, 0);
     let (top_level, batch) = match body.get(start) {
         Some(b'{') => (Slot::Message, false),
