@@ -5,6 +5,8 @@ Variants (one front-Envoy listener each, same upstream, same requests):
   buffer        Envoy's buffer filter: the floor for any filter that reads the whole body
   floor         bench/floor, the least a proxy-wasm filter that reads the whole body can do: pause,
                 copy the body into the VM once, write one header; the floor for any wasm filter
+  floor_lift    the same filter plus the host calls a lift makes (the whole header map in one call,
+                three header writes, a counter), and none of a lift's own work
   native_mcp    Envoy's C++ MCP filter, trace context and baggage propagation on
   ours          this filter with its defaults
   ours_all      this filter with every feature: header precedence, baggage merge, span headers,
@@ -45,7 +47,7 @@ TARGETS = [
     ("64KB", "native_mcp", 3.0),
 ]
 # The ratios reported per size, as (numerator, denominator) variants.
-RATIOS = [("floor", "buffer"), *((ours, base) for ours in ("ours", "ours_all", "ours_export")
+RATIOS = [("floor", "buffer"), ("floor_lift", "floor"), ("ours", "floor_lift"), *((ours, base) for ours in ("ours", "ours_all", "ours_export")
                                  for base in ("floor", "buffer", "native_mcp"))]
 
 
@@ -54,6 +56,7 @@ def variants() -> tuple[list[Variant], dict[str, list]]:
         Variant("bare", []),
         Variant("buffer", [buffer_filter()]),
         Variant("floor", [floor_filter()]),
+        Variant("floor_lift", [floor_filter("lift")]),
         Variant("native_mcp", [native_mcp_filter()]),
         Variant("ours", [wasm_filter({})]),
         Variant("ours_all", [wasm_filter(ALL_FEATURES)], cluster="upstream_synced"),
@@ -73,6 +76,7 @@ EXPECTED_UPSTREAM = {
     "bare": (HEADER_TRACEPARENT, None),
     "buffer": (HEADER_TRACEPARENT, None),
     "floor": (FLOOR_TRACEPARENT, None),  # its one header write
+    "floor_lift": (FLOOR_TRACEPARENT, META_BAGGAGE),  # and the lift's other two
     "native_mcp": (META_TRACEPARENT, META_BAGGAGE),
     "ours": (META_TRACEPARENT, META_BAGGAGE),
     "ours_all": (HEADER_TRACEPARENT, META_BAGGAGE),  # precedence: header; baggage: merge
@@ -147,7 +151,9 @@ def render(results: dict[str, dict[str, dict[str, float]]], facts: dict[str, str
                          + f" | {r['errors']:.0f} |")
     lines += ["", "## Ratios (req/s)", "",
               "`floor / buffer` is the platform's floor: the share of the buffer filter's throughput left to a "
-              "wasm filter that only reads the body (V8 and the proxy-wasm round trips, no work of its own).", "",
+              "wasm filter that only reads the body (V8 and the proxy-wasm round trips, no work of its own). "
+              "`floor_lift / floor` is what the host calls of a lift cost on top (header map, three header writes, a "
+              "counter); `ours / floor_lift` is what is left to the filter's own work.", "",
               "| size | " + " | ".join(f"{a} / {b}" for a, b in RATIOS) + " |",
               "| --- |" + " ---: |" * len(RATIOS)]
     for size, by_variant in results.items():

@@ -122,14 +122,17 @@ def build_floor() -> Path:
     return FLOOR_WASM
 
 
-def floor_filter() -> dict[str, Any]:
-    """The `floor` filter as an Envoy HTTP filter. Like ours it pauses in its headers callback, so it
-    needs `allow_on_headers_stop_iteration` (otherwise the body callbacks never run)."""
+def floor_filter(mode: str = "") -> dict[str, Any]:
+    """The `floor` filter as an Envoy HTTP filter; `mode` "lift" adds the host calls a lift makes
+    (bench/floor/src/lib.rs). Like ours it pauses in its headers callback, so it needs
+    `allow_on_headers_stop_iteration` (otherwise the body callbacks never run)."""
     return {"name": "envoy.filters.http.wasm",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                             "config": {"name": "floor",
+                             "config": {"name": f"floor{mode}",
                                         "allow_on_headers_stop_iteration": True,
-                                        "vm_config": {"vm_id": "floor",
+                                        "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                                          "value": mode},
+                                        "vm_config": {"vm_id": f"floor{mode}",
                                                       "runtime": "envoy.wasm.runtime.v8",
                                                       "code": {"local": {"filename": str(build_floor())}}}}}}
 

@@ -2,6 +2,12 @@
 //! request body has to do, so `bench/bench.py` can show how much of the filter's cost is the
 //! platform's (V8, the proxy-wasm round trips, the body copy) and how much is its own.
 //!
+//! With the plugin configuration `lift` it is the `floor_lift` variant instead: the same, plus the
+//! host work a lift cannot avoid, and nothing of a lift's own work: the whole header map in one
+//! call (`proxy_get_header_map_pairs`) instead of one header, three header writes (`traceparent`,
+//! `tracestate`, `baggage`) and one counter increment. The gap between the two is the price
+//! of those host calls; the gap between `floor_lift` and the filter is the filter's own work.
+//!
 //! Per request: one header read (`:method`) when headers arrive with a body to follow, `Pause`
 //! until the body is complete, one copy of the whole body into the VM (`proxy_get_buffer_bytes`),
 //! one header write (`traceparent`, a constant the benchmark's upstream echo check expects), then
@@ -12,8 +18,8 @@
 //! those `unwrap` the host's status; every status is handled (and ignored where nothing can be
 //! done) so no request can make this filter trap.
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
 
 /// What the upstream must receive in `traceparent` from this filter (`FLOOR_TRACEPARENT` in
 /// bench/bench.py): different from both the client's header and the body's `_meta` value, so the
@@ -24,6 +30,12 @@ const TRACEPARENT: &[u8] = b"00-0f100f100f100f100f100f100f100f10-0f100f100f100f1
 const REQUEST_HEADERS: u32 = 0;
 const REQUEST_BODY: u32 = 0;
 const STATUS_OK: u32 = 0;
+const PLUGIN_CONFIGURATION: u32 = 7;
+const COUNTER: u32 = 0;
+
+/// The values the `lift` mode writes: those of the benchmark body's `_meta` (bench/rig.py).
+const TRACESTATE: &[u8] = b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+const BAGGAGE: &[u8] = b"userId=alice,serverNode=DF%2028,isProduction=false";
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -41,6 +53,18 @@ extern "C" {
         value_data: *const u8,
         value_size: usize,
     ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -99,12 +123,20 @@ fn request_header(name: &str) -> Option<HostBytes> {
     HostBytes::from_call(status, data, size)
 }
 
-fn request_body(size: usize) -> Option<HostBytes> {
+fn buffer(buffer_type: u32, size: usize) -> Option<HostBytes> {
     let mut data = std::ptr::null_mut();
     let mut returned = 0;
     // SAFETY: as above.
-    let status = unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, size, &mut data, &mut returned) };
+    let status = unsafe { proxy_get_buffer_bytes(buffer_type, 0, size, &mut data, &mut returned) };
     HostBytes::from_call(status, data, returned)
+}
+
+fn request_header_map() -> Option<HostBytes> {
+    let mut data = std::ptr::null_mut();
+    let mut size = 0;
+    // SAFETY: as above.
+    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    HostBytes::from_call(status, data, size)
 }
 
 fn set_request_header(name: &str, value: &[u8]) {
@@ -121,9 +153,15 @@ fn set_request_header(name: &str, value: &[u8]) {
     };
 }
 
+/// The `lift` mode's counter, when that mode is configured.
+#[derive(Clone, Copy)]
+struct LiftWork {
+    counter: u32,
+}
+
 /// One request: whether its body is being held, and how much of it Envoy has buffered so far.
-#[derive(Default)]
 struct Floor {
+    lift: Option<LiftWork>,
     holding: bool,
     buffered: usize,
 }
@@ -133,8 +171,14 @@ impl Floor {
     fn finish(&mut self) -> Action {
         self.holding = false;
         // The copy into the VM is what every body-reading filter pays; this one then drops it.
-        drop(request_body(self.buffered));
+        drop(buffer(REQUEST_BODY, self.buffered));
         set_request_header("traceparent", TRACEPARENT);
+        if let Some(lift) = self.lift {
+            set_request_header("tracestate", TRACESTATE);
+            set_request_header("baggage", BAGGAGE);
+            // SAFETY: plain ABI call on a metric this module defined.
+            let _status = unsafe { proxy_increment_metric(lift.counter, 1) };
+        }
         Action::Continue
     }
 }
@@ -146,7 +190,13 @@ impl HttpContext for Floor {
         if end_of_stream {
             return Action::Continue;
         }
-        let is_post = request_header(":method").is_some_and(|m| m.as_slice() == b"POST");
+        let is_post = match self.lift {
+            // The whole map, as a filter that reads a dozen headers takes it; the request's
+            // method is the map's first pair, `:method` then `POST`.
+            Some(_) => request_header_map()
+                .is_some_and(|map| map.as_slice().windows(5).any(|w| w == b"POST\0")),
+            None => request_header(":method").is_some_and(|m| m.as_slice() == b"POST"),
+        };
         if !is_post {
             return Action::Continue;
         }
@@ -176,6 +226,40 @@ impl HttpContext for Floor {
     }
 }
 
+/// Reads the plugin configuration once: `lift` selects that mode.
+struct Root {
+    lift: Option<LiftWork>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let lift = buffer(PLUGIN_CONFIGURATION, size).is_some_and(|c| c.as_slice() == b"lift");
+        if lift {
+            let name = "floor_lift_requests";
+            let mut counter = 0;
+            // SAFETY: plain ABI call; the name is borrowed for the call, the out-pointer is ours.
+            let status =
+                unsafe { proxy_define_metric(COUNTER, name.as_ptr(), name.len(), &mut counter) };
+            self.lift = (status == STATUS_OK).then_some(LiftWork { counter });
+        }
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Floor {
+            lift: self.lift,
+            holding: false,
+            buffered: 0,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
 proxy_wasm::main! {{
-    proxy_wasm::set_http_context(|_, _| -> Box<dyn HttpContext> { Box::new(Floor::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { lift: None }) });
 }}
