@@ -37,6 +37,7 @@
 //! follows), so a document nested 100 000 deep is handled without recursion; memory is bounded
 //! by a small constant times the input, and the found list is capped at [`MAX_FOUND`] entries.
 
+use crate::mcp::json;
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -197,7 +198,7 @@ struct Scan<'a> {
 impl Scan<'_> {
     fn run(&mut self) -> Option<()> {
         let b = self.doc;
-        let mut pos = whitespace(b, 0);
+        let mut pos = json::skip_whitespace(b, 0);
         let mut slot = Slot::Top;
         'value: loop {
             slot = self.begin_value(pos, slot);
@@ -209,7 +210,7 @@ impl Scan<'_> {
                         Kind::Array
                     };
                     self.open(kind, slot, pos);
-                    pos = whitespace(b, pos + 1);
+                    pos = json::skip_whitespace(b, pos + 1);
                     match (kind, *b.get(pos)?) {
                         (Kind::Object, b'}') | (Kind::Array, b']') => {
                             self.close(pos + 1);
@@ -226,25 +227,25 @@ impl Scan<'_> {
                     }
                 }
                 b'"' => string_end(b, pos)?,
-                b't' => literal_end(b, pos, b"true")?,
-                b'f' => literal_end(b, pos, b"false")?,
-                b'n' => literal_end(b, pos, b"null")?,
-                _ => number_end(b, pos)?,
+                b't' => json::literal(b, pos, b"true")?,
+                b'f' => json::literal(b, pos, b"false")?,
+                b'n' => json::literal(b, pos, b"null")?,
+                _ => json::number(b, pos)?,
             };
             // A value ended at `end`: close containers until one has more to read.
             loop {
                 let Some(kind) = self.top_kind() else {
-                    break 'value (whitespace(b, end) == b.len()).then_some(());
+                    break 'value (json::skip_whitespace(b, end) == b.len()).then_some(());
                 };
                 self.value_ended(end);
-                pos = whitespace(b, end);
+                pos = json::skip_whitespace(b, end);
                 match (kind, *b.get(pos)?) {
                     (Kind::Object, b',') => {
-                        (pos, slot) = self.member(whitespace(b, pos + 1))?;
+                        (pos, slot) = self.member(json::skip_whitespace(b, pos + 1))?;
                         continue 'value;
                     }
                     (Kind::Array, b',') => {
-                        pos = whitespace(b, pos + 1);
+                        pos = json::skip_whitespace(b, pos + 1);
                         slot = self.element();
                         continue 'value;
                     }
@@ -274,7 +275,7 @@ impl Scan<'_> {
             return slot;
         }
         let non_empty_array = self.doc.get(pos) == Some(&b'[')
-            && self.doc.get(whitespace(self.doc, pos + 1)) != Some(&b']');
+            && self.doc.get(json::skip_whitespace(self.doc, pos + 1)) != Some(&b']');
         if let Some(Frame::Otel { spans, .. } | Frame::Traces { spans, .. }) = self.roles.last_mut()
         {
             *spans = non_empty_array;
@@ -392,11 +393,11 @@ impl Scan<'_> {
             return None;
         }
         let key_end = string_end(b, pos)?;
-        let after = whitespace(b, key_end);
+        let after = json::skip_whitespace(b, key_end);
         if b.get(after) != Some(&b':') {
             return None;
         }
-        let value = whitespace(b, after + 1);
+        let value = json::skip_whitespace(b, after + 1);
         if !self.plain.is_empty() {
             return Some((value, Slot::Plain));
         }
@@ -510,66 +511,10 @@ fn key_is(raw: &[u8], word: &[u8]) -> bool {
     expected.next().is_none()
 }
 
-fn whitespace(bytes: &[u8], mut pos: usize) -> usize {
-    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(pos) {
-        pos += 1;
-    }
-    pos
-}
-
-/// The position after the string whose opening quote is at `pos`. The document is known to be
-/// UTF-8; this checks escapes and refuses raw control characters.
+/// The position after the string whose opening quote is at `pos`, by the request scanner's
+/// reader (escapes and raw control characters checked; the document is known to be UTF-8).
 fn string_end(bytes: &[u8], pos: usize) -> Option<usize> {
-    let mut i = pos + 1;
-    loop {
-        match *bytes.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' => {
-                i += match *bytes.get(i + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
-                    b'u' if bytes.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => 6,
-                    _ => return None,
-                };
-            }
-            0x00..=0x1f => return None,
-            _ => i += 1,
-        }
-    }
-}
-
-fn number_end(bytes: &[u8], pos: usize) -> Option<usize> {
-    let digits = |from: usize| {
-        let mut i = from;
-        while bytes.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        (i > from).then_some(i)
-    };
-    let mut i = pos;
-    if bytes.get(i) == Some(&b'-') {
-        i += 1;
-    }
-    i = match bytes.get(i)? {
-        b'0' => i + 1,
-        b'1'..=b'9' => digits(i)?,
-        _ => return None,
-    };
-    if bytes.get(i) == Some(&b'.') {
-        i = digits(i + 1)?;
-    }
-    if let Some(b'e' | b'E') = bytes.get(i) {
-        i += 1;
-        if let Some(b'+' | b'-') = bytes.get(i) {
-            i += 1;
-        }
-        i = digits(i)?;
-    }
-    Some(i)
-}
-
-fn literal_end(bytes: &[u8], pos: usize, word: &[u8]) -> Option<usize> {
-    let end = pos + word.len();
-    (bytes.get(pos..end)? == word).then_some(end)
+    json::string(bytes, pos).map(|token| token.end + 1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -741,7 +686,7 @@ fn handle_document(
     step: &mut BodyStep,
 ) -> Option<Vec<u8>> {
     let Some(findings) = find(document) else {
-        step.unreadable |= whitespace(document, 0) < document.len();
+        step.unreadable |= json::skip_whitespace(document, 0) < document.len();
         return None;
     };
     step.capped |= findings.capped;

@@ -7,7 +7,7 @@
 //! or stored, so large `arguments` cost only a validating skim and no allocation.
 
 mod block;
-mod json;
+pub(crate) mod json;
 mod scanner;
 pub mod utf8;
 
