@@ -9,7 +9,7 @@
 //! must be a continuation byte. The rules are the well-formed sequences of the Unicode Standard
 //! (table 3-7), the same `str::from_utf8` follows.
 
-use super::block::Block;
+use super::block::{kept, Block, NIBBLE};
 
 /// A lead byte (0xC0..) followed by something other than a continuation byte.
 const TOO_SHORT: u8 = 1 << 0;
@@ -29,6 +29,9 @@ const TOO_LARGE: u8 = 1 << 5;
 const OVERLONG_4_OR_TOO_LARGE: u8 = 1 << 6;
 /// Two continuation bytes in a row: an error unless a long sequence expects the second one.
 const TWO_CONTINUATIONS: u8 = 1 << 7;
+// The check finds where a continuation is expected as a high bit (saturating subtractions),
+// so the error it cancels must be that bit.
+const _: () = assert!(TWO_CONTINUATIONS == 0x80);
 
 /// Each error as the three nibble sets it needs: (lead high nibble, lead low nibble, next high
 /// nibble), as bit sets over the values 0..=15.
@@ -102,8 +105,20 @@ struct Check {
     previous: Block,
     errors: Block,
     previous_incomplete: Block,
+    constants: Constants,
+}
+
+/// The vectors the check uses at every block, [`kept`] in locals.
+struct Constants {
     tables: [Block; 3],
     complete_max: Block,
+    nibble: Block,
+    /// Subtracted with saturation, leaves the high bit set exactly on bytes from 0xE0 up (the
+    /// leads of three- and four-byte sequences).
+    three_byte_lead: Block,
+    /// The same for bytes from 0xF0 up (leads of four-byte sequences).
+    four_byte_lead: Block,
+    two_continuations: Block,
 }
 
 impl Check {
@@ -112,12 +127,18 @@ impl Check {
             previous: Block::splat(0),
             errors: Block::splat(0),
             previous_incomplete: Block::splat(0),
-            tables: [
-                Block::from_array(LEAD_HIGH),
-                Block::from_array(LEAD_LOW),
-                Block::from_array(NEXT_HIGH),
-            ],
-            complete_max: Block::from_array(COMPLETE_MAX),
+            constants: Constants {
+                tables: [
+                    kept(Block::from_array(LEAD_HIGH)),
+                    kept(Block::from_array(LEAD_LOW)),
+                    kept(Block::from_array(NEXT_HIGH)),
+                ],
+                complete_max: kept(Block::from_array(COMPLETE_MAX)),
+                nibble: kept(Block::splat(NIBBLE)),
+                three_byte_lead: kept(Block::splat(0xE0 - 0x80)),
+                four_byte_lead: kept(Block::splat(0xF0 - 0x80)),
+                two_continuations: kept(Block::splat(TWO_CONTINUATIONS)),
+            },
         }
     }
 
@@ -128,20 +149,27 @@ impl Check {
             self.errors = self.errors.or(self.previous_incomplete);
             self.previous_incomplete = Block::splat(0);
         } else {
+            let c = &self.constants;
             let lead = block.one_back(self.previous);
-            let [lead_high, lead_low, next_high] = self.tables;
+            let [lead_high, lead_low, next_high] = c.tables;
             let pair_errors = lead
-                .high_nibbles()
+                .high_nibbles(c.nibble)
                 .look_up_in(lead_high)
-                .and(lead.low_nibbles().look_up_in(lead_low))
-                .and(block.high_nibbles().look_up_in(next_high));
-            let third_of_three = block.two_back(self.previous).ge(Block::splat(0xE0));
-            let fourth_of_four = block.three_back(self.previous).ge(Block::splat(0xF0));
-            let expected_continuation = third_of_three
-                .or(fourth_of_four)
-                .and(Block::splat(TWO_CONTINUATIONS));
+                .and(lead.low_nibbles(c.nibble).look_up_in(lead_low))
+                .and(block.high_nibbles(c.nibble).look_up_in(next_high));
+            // The high bit, where the byte two back leads a sequence of three or more bytes or
+            // the byte three back one of four: a saturating subtraction is one instruction in
+            // V8, an unsigned comparison two or more.
+            let third_of_three = block
+                .two_back(self.previous)
+                .saturating_sub(c.three_byte_lead);
+            let fourth_of_four = block
+                .three_back(self.previous)
+                .saturating_sub(c.four_byte_lead);
+            let expected_continuation = third_of_three.or(fourth_of_four).and(c.two_continuations);
             self.errors = self.errors.or(pair_errors.xor(expected_continuation));
-            self.previous_incomplete = block.gt(self.complete_max);
+            // Not zero exactly in the lanes above their maximum.
+            self.previous_incomplete = block.saturating_sub(c.complete_max);
         }
         self.previous = block;
     }
