@@ -66,11 +66,13 @@ fn push_span(out: &mut String, span: &FinishedSpan) {
     }
     out.push_str(r#","name":"#);
     push_json_string(out, &span.name);
-    let _ = write!(
-        out,
-        r#","kind":{},"startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":["#,
-        span.kind as u8, span.start_unix_nanos, span.end_unix_nanos
-    );
+    out.push_str(r#","kind":"#);
+    push_decimal(out, u64::from(span.kind as u8));
+    out.push_str(r#","startTimeUnixNano":""#);
+    push_decimal(out, span.start_unix_nanos);
+    out.push_str(r#"","endTimeUnixNano":""#);
+    push_decimal(out, span.end_unix_nanos);
+    out.push_str(r#"","attributes":["#);
     for (index, (key, value)) in span.attributes.iter().enumerate() {
         if index > 0 {
             out.push(',');
@@ -111,7 +113,12 @@ fn push_attribute(out: &mut String, key: &str, value: &Value) {
         Value::Int(number) => {
             out.push_str(r#"{"key":"#);
             push_json_string(out, key);
-            let _ = write!(out, r#","value":{{"intValue":"{number}"}}}}"#);
+            out.push_str(r#","value":{"intValue":""#);
+            if *number < 0 {
+                out.push('-');
+            }
+            push_decimal(out, number.unsigned_abs());
+            out.push_str(r#""}}"#);
         }
     }
 }
@@ -127,28 +134,59 @@ fn push_string_attribute(out: &mut String, key: &str, value: &str) {
 /// `bytes` as lowercase hex, the form OTLP/JSON gives ids.
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    // Through a stack buffer in one append: a span carries up to five ids, and pushing them a
+    // character at a time was a good share of its encoding.
+    let mut buffer = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        for (pair, byte) in buffer.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        let hex = buffer.get(..chunk.len() * 2).unwrap_or_default();
+        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
     }
 }
 
-/// `text` as a JSON string literal: quotes, backslashes and control characters escaped.
+/// `number` in decimal, without the formatting machinery.
+fn push_decimal(out: &mut String, mut number: u64) {
+    let mut buffer = [0u8; 20];
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buffer[start..]).unwrap_or_default());
+}
+
+/// `text` as a JSON string literal: quotes, backslashes and control characters escaped (and
+/// U+2028, U+2029, which some JSON readers take for line ends). Runs that need no escape are
+/// copied whole.
 pub fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
-    for c in text.chars() {
+    let mut copied = 0;
+    for (at, c) in text.char_indices() {
+        let needs_escape = matches!(c, '"' | '\\' | '\u{0}'..='\u{1f}' | '\u{2028}' | '\u{2029}');
+        if !needs_escape {
+            continue;
+        }
+        out.push_str(text.get(copied..at).unwrap_or_default());
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+            c => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
-            c => out.push(c),
         }
+        copied = at + c.len_utf8();
     }
+    out.push_str(text.get(copied..).unwrap_or_default());
     out.push('"');
 }
 
@@ -177,6 +215,51 @@ mod tests {
                 trace_state: None,
             }],
             error: Some("boom\u{1}".to_owned()),
+        }
+    }
+
+    #[test]
+    fn strings_round_trip_through_a_json_reader() {
+        let mut texts: Vec<String> = (0..=0x7fu32)
+            .filter_map(char::from_u32)
+            .map(|c| format!("a{c}b{c}"))
+            .collect();
+        texts.extend(
+            [
+                "",
+                "\u{2028}x\u{2029}",
+                "caf\u{e9} \u{6771}\u{4eac} \u{1f600}",
+                "\"\\\n\t",
+            ]
+            .map(String::from),
+        );
+        for text in texts {
+            let mut out = String::new();
+            push_json_string(&mut out, &text);
+            let token = crate::mcp::json::string(out.as_bytes(), 0);
+            let token = token.unwrap_or_else(|| panic!("not a JSON string: {out:?}"));
+            assert_eq!(token.end + 1, out.len(), "{out:?}");
+            assert_eq!(
+                crate::mcp::json::decode(out.as_bytes(), token).as_deref(),
+                Some(text.as_str())
+            );
+            assert!(!out.contains(['\u{2028}', '\u{2029}']), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_ids_are_written_like_the_formatter_would() {
+        for number in [0, 7, 10, 99, 100, 1_764_680_000_123_456_789, u64::MAX] {
+            let mut out = String::new();
+            push_decimal(&mut out, number);
+            assert_eq!(out, number.to_string());
+        }
+        let bytes: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37)).collect();
+        for length in 0..=bytes.len() {
+            let mut out = String::new();
+            push_hex(&mut out, &bytes[..length]);
+            let expected: String = bytes[..length].iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(out, expected);
         }
     }
 
