@@ -7,6 +7,10 @@ Variants (one front-Envoy listener each, same upstream, same requests):
                 copy the body into the VM once, write one header; the floor for any wasm filter
   floor_lift    the same filter plus the host calls a lift makes (the whole header map in one call,
                 three header writes, a counter), and none of a lift's own work
+  floor_export  floor_lift plus the host calls the own-span mode cannot avoid (clock, random ids,
+                three properties, the body written back, response status and chunks, two histogram
+                records, a span-sized OTLP POST per span on a 100 ms tick): the floor of any filter
+                that is its own tracer
   native_mcp    Envoy's C++ MCP filter, trace context and baggage propagation on
   ours          this filter with its defaults
   ours_all      this filter with every feature: header precedence, baggage merge, span headers,
@@ -47,7 +51,8 @@ TARGETS = [
     ("64KB", "native_mcp", 3.0),
 ]
 # The ratios reported per size, as (numerator, denominator) variants.
-RATIOS = [("floor", "buffer"), ("floor_lift", "floor"), ("ours", "floor_lift"), *((ours, base) for ours in ("ours", "ours_all", "ours_export")
+RATIOS = [("floor", "buffer"), ("floor_lift", "floor"), ("ours", "floor_lift"), ("floor_export", "floor"),
+          ("ours_export", "floor_export"), *((ours, base) for ours in ("ours", "ours_all", "ours_export")
                                  for base in ("floor", "buffer", "native_mcp"))]
 
 
@@ -57,6 +62,7 @@ def variants() -> tuple[list[Variant], dict[str, list]]:
         Variant("buffer", [buffer_filter()]),
         Variant("floor", [floor_filter()]),
         Variant("floor_lift", [floor_filter("lift")]),
+        Variant("floor_export", [floor_filter("export")]),
         Variant("native_mcp", [native_mcp_filter()]),
         Variant("ours", [wasm_filter({})]),
         Variant("ours_all", [wasm_filter(ALL_FEATURES)], cluster="upstream_synced"),
@@ -77,6 +83,7 @@ EXPECTED_UPSTREAM = {
     "buffer": (HEADER_TRACEPARENT, None),
     "floor": (FLOOR_TRACEPARENT, None),  # its one header write
     "floor_lift": (FLOOR_TRACEPARENT, META_BAGGAGE),  # and the lift's other two
+    "floor_export": (FLOOR_TRACEPARENT, META_BAGGAGE),
     "native_mcp": (META_TRACEPARENT, META_BAGGAGE),
     "ours": (META_TRACEPARENT, META_BAGGAGE),
     "ours_all": (HEADER_TRACEPARENT, META_BAGGAGE),  # precedence: header; baggage: merge
@@ -153,7 +160,9 @@ def render(results: dict[str, dict[str, dict[str, float]]], facts: dict[str, str
               "`floor / buffer` is the platform's floor: the share of the buffer filter's throughput left to a "
               "wasm filter that only reads the body (V8 and the proxy-wasm round trips, no work of its own). "
               "`floor_lift / floor` is what the host calls of a lift cost on top (header map, three header writes, a "
-              "counter); `ours / floor_lift` is what is left to the filter's own work.", "",
+              "counter); `ours / floor_lift` is what is left to the filter's own work. `floor_export / floor` is "
+              "what the host calls of the own-span mode cost (spans and metrics exported, none of the work of "
+              "making them); `ours_export / floor_export` is what is left to the filter's own work there.", "",
               "| size | " + " | ".join(f"{a} / {b}" for a, b in RATIOS) + " |",
               "| --- |" + " ---: |" * len(RATIOS)]
     for size, by_variant in results.items():

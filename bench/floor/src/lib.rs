@@ -8,6 +8,16 @@
 //! `tracestate`, `baggage`) and one counter increment. The gap between the two is the price
 //! of those host calls; the gap between `floor_lift` and the filter is the filter's own work.
 //!
+//! With `export` it is the `floor_export` variant: `floor_lift` plus the host work the own-span
+//! mode cannot avoid, and none of its own work (no parsing, no span logic, no encoding): the
+//! clock at the start, upstream call and end, 32 random bytes for ids, the `source.address`,
+//! `request.protocol` and `upstream.address` properties, the body written back whole (Envoy
+//! takes no write into the middle of a body, and the backend's `_meta.traceparent` changes),
+//! a second counter, the response's `:status` and `content-type`, each response chunk read,
+//! two histogram records, and on a 100 ms tick an OTLP/HTTP POST of every queued span, each a
+//! span-sized constant, to the `collector` cluster (plus one metrics POST a second). The gap
+//! between `floor_export` and `floor` is what any filter that is its own tracer pays the host.
+//!
 //! Per request: one header read (`:method`) when headers arrive with a body to follow, `Pause`
 //! until the body is complete, one copy of the whole body into the VM (`proxy_get_buffer_bytes`),
 //! one header write (`traceparent`, a constant the benchmark's upstream echo check expects), then
@@ -18,8 +28,12 @@
 //! those `unwrap` the host's status; every status is handled (and ignored where nothing can be
 //! done) so no request can make this filter trap.
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
 
 /// What the upstream must receive in `traceparent` from this filter (`FLOOR_TRACEPARENT` in
 /// bench/bench.py): different from both the client's header and the body's `_meta` value, so the
@@ -36,6 +50,41 @@ const COUNTER: u32 = 0;
 /// The values the `lift` mode writes: those of the benchmark body's `_meta` (bench/rig.py).
 const TRACESTATE: &[u8] = b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
 const BAGGAGE: &[u8] = b"userId=alice,serverNode=DF%2028,isProduction=false";
+
+/// One span of the size the filter exports (a SERVER span with its MCP attributes), as OTLP
+/// JSON; the `export` mode sends one per span it counts.
+const SPAN_JSON: &str = concat!(
+    r#"{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","#,
+    r#""parentSpanId":"00f067aa0ba902b7","traceState":"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE","#,
+    r#""name":"tools/call summarise_document","kind":2,"startTimeUnixNano":"1764680000123456789","#,
+    r#""endTimeUnixNano":"1764680000133456789","attributes":["#,
+    r#"{"key":"mcp.method.name","value":{"stringValue":"tools/call"}},"#,
+    r#"{"key":"gen_ai.tool.name","value":{"stringValue":"summarise_document"}},"#,
+    r#"{"key":"gen_ai.operation.name","value":{"stringValue":"execute_tool"}},"#,
+    r#"{"key":"jsonrpc.request.id","value":{"stringValue":"7"}},"#,
+    r#"{"key":"network.transport","value":{"stringValue":"tcp"}},"#,
+    r#"{"key":"client.address","value":{"stringValue":"127.0.0.1"}},"#,
+    r#"{"key":"client.port","value":{"intValue":"53422"}},"#,
+    r#"{"key":"server.address","value":{"stringValue":"127.0.0.1"}},"#,
+    r#"{"key":"network.protocol.version","value":{"stringValue":"1.1"}}]}"#
+);
+
+/// A histogram series export of the size of the filter's (two series of fifteen buckets).
+const METRICS_JSON: &str = concat!(
+    r#"{"resourceMetrics":[{"resource":{"attributes":[]},"scopeMetrics":[{"scope":{"name":"floor"},"#,
+    r#""metrics":[{"name":"mcp.server.operation.duration","unit":"s","histogram":{"#,
+    r#""aggregationTemporality":1,"dataPoints":[{"startTimeUnixNano":"1","timeUnixNano":"2","#,
+    r#""count":"1","sum":0.001,"bucketCounts":["1","0","0","0","0","0","0","0","0","0","0","0","0","0","0"],"#,
+    r#""explicitBounds":[0.01,0.02,0.05,0.1,0.2,0.5,1,2,5,10,30,60,120,300]}]}}]}]}]}"#
+);
+
+/// Spans waiting for the next export, shared by the root and its requests.
+type Queue = Rc<Cell<usize>>;
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    fn random_get(buf: *mut u8, buf_len: usize) -> u16;
+}
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -159,9 +208,27 @@ struct LiftWork {
     counter: u32,
 }
 
+/// What the `export` mode needs per request: its second counter, the two histograms, the queue.
+#[derive(Clone)]
+struct ExportWork {
+    synced: u32,
+    histograms: [u32; 2],
+    queue: Queue,
+}
+
+/// The clock, as the filter reads it (the value is not used).
+fn now() {
+    let _ = hostcalls::get_current_time();
+}
+
+fn property(path: &[&str]) {
+    let _ = hostcalls::get_property(path.to_vec());
+}
+
 /// One request: whether its body is being held, and how much of it Envoy has buffered so far.
 struct Floor {
     lift: Option<LiftWork>,
+    export: Option<ExportWork>,
     holding: bool,
     buffered: usize,
 }
@@ -171,7 +238,21 @@ impl Floor {
     fn finish(&mut self) -> Action {
         self.holding = false;
         // The copy into the VM is what every body-reading filter pays; this one then drops it.
-        drop(buffer(REQUEST_BODY, self.buffered));
+        let body = buffer(REQUEST_BODY, self.buffered);
+        if let Some(export) = &self.export {
+            let mut ids = [0u8; 32];
+            // SAFETY: the buffer is ours and as long as the call is told.
+            let _errno = unsafe { random_get(ids.as_mut_ptr(), ids.len()) };
+            property(&["source", "address"]);
+            property(&["request", "protocol"]);
+            now();
+            if let Some(body) = &body {
+                let bytes = body.as_slice();
+                let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, bytes.len(), bytes);
+            }
+            let _ = hostcalls::increment_metric(export.synced, 1);
+        }
+        drop(body);
         set_request_header("traceparent", TRACEPARENT);
         if let Some(lift) = self.lift {
             set_request_header("tracestate", TRACESTATE);
@@ -187,6 +268,9 @@ impl Context for Floor {}
 
 impl HttpContext for Floor {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.export.is_some() {
+            now();
+        }
         if end_of_stream {
             return Action::Continue;
         }
@@ -224,19 +308,119 @@ impl HttpContext for Floor {
             Action::Continue
         }
     }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if self.export.is_some() {
+            let _ = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status");
+            let _ = hostcalls::get_map_value(MapType::HttpResponseHeaders, "content-type");
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(export) = &self.export else {
+            return Action::Continue;
+        };
+        if body_size > 0 {
+            let _ = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size);
+        }
+        if end_of_stream {
+            now();
+            property(&["upstream", "address"]);
+            for histogram in export.histograms {
+                let _ = hostcalls::record_metric(histogram, 1);
+            }
+            // A SERVER and a CLIENT span.
+            export.queue.set(export.queue.get() + 2);
+        }
+        Action::Continue
+    }
 }
 
-/// Reads the plugin configuration once: `lift` selects that mode.
+/// Reads the plugin configuration once: `lift` or `export` selects that mode.
 struct Root {
     lift: Option<LiftWork>,
+    export: Option<ExportWork>,
+    ticks: u32,
 }
 
-impl Context for Root {}
+impl Root {
+    /// POSTs the queued spans (or, once a second, a metrics body) to the collector.
+    fn flush(&mut self) {
+        let Some(export) = &self.export else {
+            return;
+        };
+        self.ticks += 1;
+        let spans = export.queue.replace(0);
+        if spans > 0 {
+            let mut body = String::with_capacity(64 + spans * (SPAN_JSON.len() + 1));
+            body.push_str(r#"{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[{"scope":{"name":"floor"},"spans":["#);
+            for index in 0..spans {
+                if index > 0 {
+                    body.push(',');
+                }
+                body.push_str(SPAN_JSON);
+            }
+            body.push_str("]}]}]}");
+            post("/v1/traces", body.as_bytes());
+        }
+        if self.ticks % 10 == 0 {
+            post("/v1/metrics", METRICS_JSON.as_bytes());
+        }
+    }
+}
+
+fn post(path: &str, body: &[u8]) {
+    let headers = vec![
+        (":method", "POST"),
+        (":path", path),
+        (":authority", "collector"),
+        ("content-type", "application/json"),
+    ];
+    // Not sent: counted by the filter as failed; nothing to count here.
+    let _ = hostcalls::dispatch_http_call(
+        "collector",
+        headers,
+        Some(body),
+        vec![],
+        Duration::from_secs(2),
+    );
+}
+
+/// The `export` mode's metrics and queue; `None` when the host refused a metric.
+fn export_work() -> Option<ExportWork> {
+    Some(ExportWork {
+        synced: define(MetricType::Counter, "floor_export_synced")?,
+        histograms: [
+            define(MetricType::Histogram, "floor_export_server_ms")?,
+            define(MetricType::Histogram, "floor_export_client_ms")?,
+        ],
+        queue: Rc::new(Cell::new(0)),
+    })
+}
+
+fn define(metric_type: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(metric_type, name).ok()
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        // The filter reads the answer's status to count the spans exported or failed.
+        let _ = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status");
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
-        let lift = buffer(PLUGIN_CONFIGURATION, size).is_some_and(|c| c.as_slice() == b"lift");
-        if lift {
+        let mode = buffer(PLUGIN_CONFIGURATION, size);
+        let mode = mode.as_ref().map(HostBytes::as_slice).unwrap_or_default();
+        if mode == b"lift" || mode == b"export" {
             let name = "floor_lift_requests";
             let mut counter = 0;
             // SAFETY: plain ABI call; the name is borrowed for the call, the out-pointer is ours.
@@ -244,12 +428,21 @@ impl RootContext for Root {
                 unsafe { proxy_define_metric(COUNTER, name.as_ptr(), name.len(), &mut counter) };
             self.lift = (status == STATUS_OK).then_some(LiftWork { counter });
         }
+        if mode == b"export" {
+            self.export = export_work();
+            let _ = hostcalls::set_tick_period(Duration::from_millis(100));
+        }
         true
+    }
+
+    fn on_tick(&mut self) {
+        self.flush();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Floor {
             lift: self.lift,
+            export: self.export.clone(),
             holding: false,
             buffered: 0,
         }))
@@ -261,5 +454,7 @@ impl RootContext for Root {
 }
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { lift: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(Root { lift: None, export: None, ticks: 0 })
+    });
 }}
