@@ -254,6 +254,14 @@ mod tests {
             push_decimal(&mut out, number);
             assert_eq!(out, number.to_string());
         }
+        for number in [-5, i64::MIN, 0, i64::MAX] {
+            let mut out = String::new();
+            push_attribute(&mut out, "k", &Value::Int(number));
+            assert_eq!(
+                out,
+                format!(r#"{{"key":"k","value":{{"intValue":"{number}"}}}}"#)
+            );
+        }
         let bytes: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37)).collect();
         for length in 0..=bytes.len() {
             let mut out = String::new();

@@ -424,8 +424,12 @@ mod tests {
                     let found = string(&input, 0).map(|t| (t.end, t.escaped));
                     assert_eq!(found, expected, "{:?}", String::from_utf8_lossy(&input));
                     closed += usize::from(expected.is_some());
-                    let boundary = 64 - (offset + 1) % 64;
-                    if contents.get(boundary.wrapping_sub(1)..=boundary) == Some(b"\\\"") {
+                    // The first group starts after the opening quote: content byte `i` is
+                    // lane `offset + i`, so lanes 63 and 64 straddle the group boundary.
+                    let straddling = 63usize
+                        .checked_sub(offset)
+                        .and_then(|last| contents.get(last..=last + 1));
+                    if straddling == Some(b"\\\"") {
                         escaped_quote_across_blocks += 1;
                     }
                 }

@@ -25,12 +25,13 @@
 //! configured with `allow_on_headers_stop_iteration: true`.
 //!
 //! The hostcalls are declared here rather than taken from the SDK's getters and setters because
-//! those `unwrap` the host's status; every status is handled (and ignored where nothing can be
-//! done) so no request can make this filter trap.
+//! those panic on an unexpected host status; every status is handled (and ignored where nothing
+//! can be done) so no request can make this filter trap. The one SDK call, `dispatch_http_call`,
+//! returns the status instead.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
+use proxy_wasm::types::{Action, ContextType};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -46,6 +47,10 @@ const REQUEST_BODY: u32 = 0;
 const STATUS_OK: u32 = 0;
 const PLUGIN_CONFIGURATION: u32 = 7;
 const COUNTER: u32 = 0;
+const HISTOGRAM: u32 = 2;
+const RESPONSE_HEADERS: u32 = 2;
+const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
+const RESPONSE_BODY: u32 = 1;
 
 /// The values the `lift` mode writes: those of the benchmark body's `_meta` (bench/rig.py).
 const TRACESTATE: &[u8] = b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
@@ -77,6 +82,9 @@ const METRICS_JSON: &str = concat!(
     r#""count":"1","sum":0.001,"bucketCounts":["1","0","0","0","0","0","0","0","0","0","0","0","0","0","0"],"#,
     r#""explicitBounds":[0.01,0.02,0.05,0.1,0.2,0.5,1,2,5,10,30,60,120,300]}]}}]}]}]}"#
 );
+
+/// Most spans per POST, as the filter's default `export.batch_size`.
+const BATCH_SIZE: usize = 512;
 
 /// Spans waiting for the next export, shared by the root and its requests.
 type Queue = Rc<Cell<usize>>;
@@ -114,6 +122,22 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -157,17 +181,15 @@ impl Drop for HostBytes {
 }
 
 fn request_header(name: &str) -> Option<HostBytes> {
+    header(REQUEST_HEADERS, name)
+}
+
+fn header(map_type: u32, name: &str) -> Option<HostBytes> {
     let mut data = std::ptr::null_mut();
     let mut size = 0;
     // SAFETY: plain ABI call; the key is borrowed for the call, the out-pointers are ours.
     let status = unsafe {
-        proxy_get_header_map_value(
-            REQUEST_HEADERS,
-            name.as_ptr(),
-            name.len(),
-            &mut data,
-            &mut size,
-        )
+        proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size)
     };
     HostBytes::from_call(status, data, size)
 }
@@ -218,11 +240,23 @@ struct ExportWork {
 
 /// The clock, as the filter reads it (the value is not used).
 fn now() {
-    let _ = hostcalls::get_current_time();
+    let mut nanos = 0;
+    // SAFETY: plain ABI call; the out-pointer is ours.
+    let _status = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
 }
 
-fn property(path: &[&str]) {
-    let _ = hostcalls::get_property(path.to_vec());
+/// A property read (the value is dropped); `path` is NUL-separated, as the ABI takes it.
+fn property(path: &[u8]) {
+    let mut data = std::ptr::null_mut();
+    let mut size = 0;
+    // SAFETY: plain ABI call; the path is borrowed for the call, the out-pointers are ours.
+    let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
+    drop(HostBytes::from_call(status, data, size));
+}
+
+fn increment(counter: u32) {
+    // SAFETY: plain integers.
+    let _status = unsafe { proxy_increment_metric(counter, 1) };
 }
 
 /// One request: whether its body is being held, and how much of it Envoy has buffered so far.
@@ -243,14 +277,24 @@ impl Floor {
             let mut ids = [0u8; 32];
             // SAFETY: the buffer is ours and as long as the call is told.
             let _errno = unsafe { random_get(ids.as_mut_ptr(), ids.len()) };
-            property(&["source", "address"]);
-            property(&["request", "protocol"]);
+            property(b"source\0address");
+            property(b"request\0protocol");
             now();
             if let Some(body) = &body {
                 let bytes = body.as_slice();
-                let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, bytes.len(), bytes);
+                // SAFETY: plain ABI call; the bytes are borrowed for the call. A refusal (no
+                // body buffer) leaves the body as it was.
+                let _status = unsafe {
+                    proxy_set_buffer_bytes(
+                        REQUEST_BODY,
+                        0,
+                        bytes.len(),
+                        bytes.as_ptr(),
+                        bytes.len(),
+                    )
+                };
             }
-            let _ = hostcalls::increment_metric(export.synced, 1);
+            increment(export.synced);
         }
         drop(body);
         set_request_header("traceparent", TRACEPARENT);
@@ -311,8 +355,8 @@ impl HttpContext for Floor {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if self.export.is_some() {
-            let _ = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status");
-            let _ = hostcalls::get_map_value(MapType::HttpResponseHeaders, "content-type");
+            drop(header(RESPONSE_HEADERS, ":status"));
+            drop(header(RESPONSE_HEADERS, "content-type"));
         }
         Action::Continue
     }
@@ -322,13 +366,14 @@ impl HttpContext for Floor {
             return Action::Continue;
         };
         if body_size > 0 {
-            let _ = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size);
+            drop(buffer(RESPONSE_BODY, body_size));
         }
         if end_of_stream {
             now();
-            property(&["upstream", "address"]);
+            property(b"upstream\0address");
             for histogram in export.histograms {
-                let _ = hostcalls::record_metric(histogram, 1);
+                // SAFETY: plain integers.
+                let _status = unsafe { proxy_record_metric(histogram, 1) };
             }
             // A SERVER and a CLIENT span.
             export.queue.set(export.queue.get() + 2);
@@ -351,9 +396,12 @@ impl Root {
             return;
         };
         self.ticks += 1;
-        let spans = export.queue.replace(0);
-        if spans > 0 {
-            let mut body = String::with_capacity(64 + spans * (SPAN_JSON.len() + 1));
+        let mut waiting = export.queue.replace(0);
+        // In batches of the filter's default `batch_size`.
+        while waiting > 0 {
+            let spans = waiting.min(BATCH_SIZE);
+            waiting -= spans;
+            let mut body = String::with_capacity(128 + spans * (SPAN_JSON.len() + 1));
             body.push_str(r#"{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[{"scope":{"name":"floor"},"spans":["#);
             for index in 0..spans {
                 if index > 0 {
@@ -390,17 +438,20 @@ fn post(path: &str, body: &[u8]) {
 /// The `export` mode's metrics and queue; `None` when the host refused a metric.
 fn export_work() -> Option<ExportWork> {
     Some(ExportWork {
-        synced: define(MetricType::Counter, "floor_export_synced")?,
+        synced: define(COUNTER, "floor_export_synced")?,
         histograms: [
-            define(MetricType::Histogram, "floor_export_server_ms")?,
-            define(MetricType::Histogram, "floor_export_client_ms")?,
+            define(HISTOGRAM, "floor_export_server_ms")?,
+            define(HISTOGRAM, "floor_export_client_ms")?,
         ],
         queue: Rc::new(Cell::new(0)),
     })
 }
 
-fn define(metric_type: MetricType, name: &str) -> Option<u32> {
-    hostcalls::define_metric(metric_type, name).ok()
+fn define(metric_type: u32, name: &str) -> Option<u32> {
+    let mut id = 0;
+    // SAFETY: plain ABI call; the name is borrowed for the call, the out-pointer is ours.
+    let status = unsafe { proxy_define_metric(metric_type, name.as_ptr(), name.len(), &mut id) };
+    (status == STATUS_OK).then_some(id)
 }
 
 impl Context for Root {
@@ -412,7 +463,7 @@ impl Context for Root {
         _trailers: usize,
     ) {
         // The filter reads the answer's status to count the spans exported or failed.
-        let _ = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status");
+        drop(header(HTTP_CALL_RESPONSE_HEADERS, ":status"));
     }
 }
 
@@ -430,7 +481,8 @@ impl RootContext for Root {
         }
         if mode == b"export" {
             self.export = export_work();
-            let _ = hostcalls::set_tick_period(Duration::from_millis(100));
+            // SAFETY: a plain integer.
+            let _status = unsafe { proxy_set_tick_period_milliseconds(100) };
         }
         true
     }
