@@ -5,6 +5,7 @@
 
 use crate::config::Export;
 use crate::span::{FinishedSpan, Value};
+use crate::trace_context::push_hex;
 use std::fmt::Write;
 
 /// The instrumentation scope every span and metric is reported under.
@@ -129,22 +130,6 @@ fn push_string_attribute(out: &mut String, key: &str, value: &str) {
     out.push_str(r#","value":{"stringValue":"#);
     push_json_string(out, value);
     out.push_str("}}");
-}
-
-/// `bytes` as lowercase hex, the form OTLP/JSON gives ids.
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    // Through a stack buffer in one append: a span carries up to five ids, and pushing them a
-    // character at a time was a good share of its encoding.
-    let mut buffer = [0u8; 64];
-    for chunk in bytes.chunks(32) {
-        for (pair, byte) in buffer.chunks_exact_mut(2).zip(chunk) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0x0f)];
-        }
-        let hex = buffer.get(..chunk.len() * 2).unwrap_or_default();
-        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
-    }
 }
 
 /// `number` in decimal, without the formatting machinery.

@@ -11,7 +11,6 @@ use crate::host::{Action, Host, HostKind};
 use crate::mcp::RequestId;
 use crate::meta_inject::{self, TraceFields};
 use crate::operation_metrics::{OperationAttributes, Side};
-use crate::otlp;
 use crate::plan::{ArrivedHeaders, HeaderChange, BAGGAGE, TRACEPARENT, TRACESTATE};
 use crate::request_headers::RequestHeaders;
 use crate::response::{ResponseOutcome, ResponseWatcher};
@@ -19,7 +18,7 @@ use crate::semconv::{self, TransportHeaders};
 use crate::server_spans::{self, Action as PassbackAction, PassbackFilter, PassbackOptions};
 use crate::span::{self, ArrivedContext, FreshIds, GatewaySpans, SpanFacts, Value};
 use crate::trace_context::tracestate::MAX_FORWARDED_LEN;
-use crate::trace_context::{Baggage, TraceParent, TraceState};
+use crate::trace_context::{push_hex, Baggage, TraceParent, TraceState};
 
 /// One request's spans, from request headers to the end of the response.
 #[derive(Debug, Default)]
@@ -499,6 +498,6 @@ fn server_side_attributes(
 
 fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
-    otlp::push_hex(&mut out, bytes);
+    push_hex(&mut out, bytes);
     out
 }

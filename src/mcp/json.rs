@@ -50,9 +50,8 @@ pub fn string(bytes: &[u8], pos: usize) -> Option<StringToken> {
         let before_end = u64::MAX.checked_shl(end).map_or(u64::MAX, |after| !after);
         // A group seldom holds a control byte (a string never may; whitespace after one can):
         // a vector test first, the mask only when there is one.
-        if any_lane(&group, |block| block.at_most(lanes.last_control))
-            && lanes_where(&group, |block| block.at_most(lanes.last_control)) & before_end != 0
-        {
+        let controls = group.map(|block| block.at_most(lanes.last_control));
+        if any_lane(&controls) && lanes_where(&controls, |block| block) & before_end != 0 {
             return None;
         }
         let to_check = escapes & before_end;
@@ -74,10 +73,10 @@ pub fn string(bytes: &[u8], pos: usize) -> Option<StringToken> {
     }
 }
 
-/// Whether `test` holds in any lane of a group.
+/// Whether any lane of a group of comparison results is set.
 #[inline]
-fn any_lane(group: &[Block; 4], test: impl Fn(Block) -> Block) -> bool {
-    let [a, b, c, d] = group.map(test);
+fn any_lane(group: &[Block; 4]) -> bool {
+    let [a, b, c, d] = *group;
     a.or(b).or(c.or(d)).any()
 }
 
@@ -182,9 +181,10 @@ impl StringLanes {
 fn unicode_escapes_are_valid(bytes: &[u8], at: usize, mut escaped: u64) -> bool {
     while escaped != 0 {
         let u_at = at + escaped.trailing_zeros() as usize;
-        let valid = bytes.get(u_at..u_at + 5).is_some_and(|escape| {
-            escape[0] == b'u' && escape[1..].iter().all(u8::is_ascii_hexdigit)
-        });
+        let valid = matches!(
+            bytes.get(u_at..u_at + 5),
+            Some([b'u', digits @ ..]) if digits.iter().all(u8::is_ascii_hexdigit)
+        );
         if !valid {
             return false;
         }

@@ -13,6 +13,22 @@ pub use baggage::Baggage;
 pub use traceparent::TraceParent;
 pub use tracestate::TraceState;
 
+/// `bytes` as lowercase hex: the form of the ids in `traceparent` and in OTLP/JSON.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // Through a stack buffer in one append: a span carries up to five ids, and pushing them a
+    // character at a time was a good share of its encoding.
+    let mut buffer = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        for (pair, byte) in buffer.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        let hex = buffer.get(..chunk.len() * 2).unwrap_or_default();
+        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
+    }
+}
+
 /// Optional whitespace as HTTP defines it (RFC 7230 `OWS`): space or horizontal tab.
 fn is_ows(byte: u8) -> bool {
     byte == b' ' || byte == b'\t'

@@ -1,5 +1,7 @@
 //! The W3C `traceparent` header: `version-traceid-parentid-flags`.
 
+use super::push_hex;
+
 /// Length of the version-00 form, which is also the minimum for every later version.
 const V00_LEN: usize = 55;
 
@@ -110,17 +112,6 @@ fn lower_hex_value(digit: u8) -> Option<u8> {
         b'0'..=b'9' => Some(digit - b'0'),
         b'a'..=b'f' => Some(digit - b'a' + 10),
         _ => None,
-    }
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        for nibble in [byte >> 4, byte & 0x0F] {
-            if let Some(d) = DIGITS.get(usize::from(nibble)) {
-                out.push(char::from(*d));
-            }
-        }
     }
 }
 
